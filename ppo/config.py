@@ -1,0 +1,215 @@
+"""Typed configuration: one documented place per hyperparameter.
+
+Hydra composes YAML presets from ``conf/`` on top of these dataclasses (registered
+below as the schema ``ppo_config``), so a misspelt key or a value of the wrong type
+fails while Hydra composes, before any work starts. Range checks that a type cannot
+express live in ``__post_init__``; they run when :func:`to_config` turns the composed
+``DictConfig`` into these objects, and raise :class:`ConfigError` with the full key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value outside what the trainer accepts; the message names the key."""
+
+
+def _require(ok: bool, key: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+@dataclass
+class AgentConfig:
+    """PPO hyperparameters (config group ``agent``)."""
+
+    n_steps: int = 32
+    """Steps collected per env before each update (the tutorial's N). The rollout holds
+    ``n_steps * env.num_envs`` transitions."""
+    batch_size: int = 256
+    """Minibatch size: transitions per gradient step. Always the minibatch, never the rollout."""
+    n_epochs: int = 10
+    """Passes over the rollout per update; each pass reshuffles it into minibatches."""
+    lr: float = 1e-3
+    """Adam learning rate of both the actor and the critic."""
+    anneal_lr: bool = False
+    """Decay the learning rate linearly to 0 over ``train.total_timesteps``."""
+    gamma: float = 0.98
+    """Discount factor γ of future rewards."""
+    gae_lambda: float = 0.8
+    """GAE λ: 0 gives one-step TD advantages (low variance, biased), 1 gives Monte Carlo
+    returns minus the value (unbiased, high variance)."""
+    policy_clip: float = 0.2
+    """Clip ε of the surrogate objective: the probability ratio is kept in [1-ε, 1+ε]."""
+    critic_coef: float = 0.5
+    """c₁: weight of the critic's MSE in the total loss."""
+    entropy_coef: float = 0.0
+    """c₂: weight of the entropy bonus (subtracted from the total loss). The tutorial uses 0."""
+    max_grad_norm: Optional[float] = 0.5
+    """Clip each network's gradient to this global L2 norm; null turns clipping off."""
+    normalize_advantages: bool = True
+    """Standardize advantages per minibatch (zero mean, unit std)."""
+
+    def __post_init__(self) -> None:
+        _require(self.n_steps >= 1, "agent.n_steps", self.n_steps, "an integer >= 1")
+        _require(self.batch_size >= 1, "agent.batch_size", self.batch_size, "an integer >= 1")
+        _require(self.n_epochs >= 1, "agent.n_epochs", self.n_epochs, "an integer >= 1")
+        _require(self.lr > 0, "agent.lr", self.lr, "a number > 0")
+        _require(0 < self.gamma <= 1, "agent.gamma", self.gamma, "a number in (0, 1]")
+        _require(0 <= self.gae_lambda <= 1, "agent.gae_lambda", self.gae_lambda, "a number in [0, 1]")
+        _require(0 < self.policy_clip < 1, "agent.policy_clip", self.policy_clip, "a number in (0, 1)")
+        _require(self.critic_coef >= 0, "agent.critic_coef", self.critic_coef, "a number >= 0")
+        _require(self.entropy_coef >= 0, "agent.entropy_coef", self.entropy_coef, "a number >= 0")
+        _require(
+            self.max_grad_norm is None or self.max_grad_norm > 0,
+            "agent.max_grad_norm", self.max_grad_norm, "a number > 0, or null for no clipping",
+        )
+
+
+ACTIVATIONS = ("relu", "tanh")
+
+
+@dataclass
+class NetworkConfig:
+    """Shape of the actor and critic MLPs (config group ``network``). Both get the same shape
+    but are separate networks with separate parameters."""
+
+    hidden_sizes: List[int] = field(default_factory=lambda: [64, 64])
+    """Widths of the hidden layers, e.g. ``[256,256]``."""
+    activation: str = "tanh"
+    """Hidden-layer nonlinearity: ``relu`` or ``tanh``."""
+    orthogonal_init: bool = True
+    """Orthogonal weight init (gain √2, policy head 0.01, value head 1), as in SB3 and CleanRL;
+    false keeps torch's default init."""
+
+    def __post_init__(self) -> None:
+        _require(
+            len(self.hidden_sizes) >= 1 and all(size >= 1 for size in self.hidden_sizes),
+            "network.hidden_sizes", list(self.hidden_sizes), "a non-empty list of integers >= 1",
+        )
+        _require(self.activation in ACTIVATIONS, "network.activation", self.activation, f"one of {ACTIVATIONS}")
+
+
+VECTORIZATION_MODES = ("auto", "vector_entry_point", "sync", "async")
+AUTORESET_MODES = ("next_step", "same_step")
+
+
+@dataclass
+class EnvConfig:
+    """The environment (config group ``env``)."""
+
+    id: str = "CartPole-v1"
+    """Any registered gymnasium id."""
+    num_envs: int = 8
+    """Envs stepped in parallel as one vector env."""
+    vectorization: str = "auto"
+    """``vector_entry_point`` (gymnasium's native batched env, e.g. CartPole), ``sync`` (envs in
+    this process), ``async`` (one subprocess per env), or ``auto``: native where the env has one
+    and it supports ``autoreset_mode``, else sync."""
+    autoreset_mode: str = "next_step"
+    """When a finished sub-env restarts: ``next_step`` (gymnasium's default: the following
+    ``step()`` only resets it) or ``same_step`` (reset at once, true last obs in ``infos``)."""
+    solved_score: Optional[float] = None
+    """Mean score over 100 consecutive training episodes that counts as solving the env;
+    null takes gymnasium's ``reward_threshold`` for the id (475 for CartPole-v1), if it has one."""
+
+    def __post_init__(self) -> None:
+        import gymnasium as gym
+
+        if self.id not in gym.registry:
+            close = difflib.get_close_matches(self.id, list(gym.registry), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.pprint_registry()"
+            raise ConfigError(f"env.id={self.id!r} is not a registered gymnasium environment{hint}")
+        _require(self.num_envs >= 1, "env.num_envs", self.num_envs, "an integer >= 1")
+        _require(self.vectorization in VECTORIZATION_MODES, "env.vectorization", self.vectorization,
+                 f"one of {VECTORIZATION_MODES}")
+        _require(self.autoreset_mode in AUTORESET_MODES, "env.autoreset_mode", self.autoreset_mode,
+                 f"one of {AUTORESET_MODES}")
+
+
+DEVICE_TYPES = ("cpu", "cuda", "auto")
+
+
+@dataclass
+class DeviceConfig:
+    """Where the networks run (config group ``device``)."""
+
+    type: str = "cpu"
+    """``cpu``, ``cuda``, or ``auto`` (cuda when available)."""
+    torch_threads: int = 1
+    """CPU threads for torch ops; small MLPs run fastest on 1. 0 keeps torch's default."""
+
+    def __post_init__(self) -> None:
+        _require(self.type in DEVICE_TYPES, "device.type", self.type, f"one of {DEVICE_TYPES}")
+        _require(self.torch_threads >= 0, "device.torch_threads", self.torch_threads, "an integer >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """The training run around the algorithm (key ``train``)."""
+
+    total_timesteps: int = 100_000
+    """Env steps budget, summed over all envs. Rounded up to whole rollouts."""
+    eval_episodes: int = 10
+    """Greedy (argmax) episodes played after training; their mean is the run's result."""
+    checkpoint_every: int = 50
+    """Write a checkpoint every this many updates (and always at the end); 0: only at the end."""
+    stop_when_solved: bool = False
+    """End training as soon as the 100-episode mean score reaches ``env.solved_score``."""
+    progress: bool = True
+    """Show a progress line on stderr."""
+
+    def __post_init__(self) -> None:
+        _require(self.total_timesteps >= 1, "train.total_timesteps", self.total_timesteps, "an integer >= 1")
+        _require(self.eval_episodes >= 0, "train.eval_episodes", self.eval_episodes, "an integer >= 0")
+        _require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, "an integer >= 0")
+
+
+@dataclass
+class Config:
+    """The whole run: the four groups, the training loop and the seed."""
+
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 1
+    """Seeds network init, action sampling, minibatch shuffles and the envs."""
+
+    def __post_init__(self) -> None:
+        _require(
+            self.agent.batch_size <= self.rollout_size,
+            "agent.batch_size", self.agent.batch_size,
+            f"at most the rollout size agent.n_steps * env.num_envs = "
+            f"{self.agent.n_steps} * {self.env.num_envs} = {self.rollout_size}",
+        )
+
+    @property
+    def rollout_size(self) -> int:
+        """Transitions collected per update."""
+        return self.agent.n_steps * self.env.num_envs
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """The composed Hydra config as validated dataclasses (raises :class:`ConfigError`)."""
+    if not OmegaConf.is_config(cfg):
+        cfg = OmegaConf.create(cfg)
+    schema = OmegaConf.structured(Config)
+    return OmegaConf.to_object(OmegaConf.merge(schema, cfg))
+
+
+def to_dict(config: Config) -> dict:
+    """Plain nested dict of a config (for checkpoints and logs)."""
+    return OmegaConf.to_container(OmegaConf.structured(config))
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="ppo_config", node=Config)
