@@ -12,13 +12,16 @@ import logging
 import math
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 
+from ppo.buffer import Rollout, minibatches
 from ppo.checkpoint import CHECKPOINT_DIR, LAST, save_checkpoint
 from ppo.config import Config, ConfigError, DeviceConfig, EnvConfig, to_dict
 from ppo.envs import EpisodeTracker, make_envs, solved_score
@@ -43,7 +46,6 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)  # action samples and shuffles
     envs = make_envs(env_cfg)
-    next_step_reset = envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
     obs_dim, n_actions = envs.single_observation_space.shape[0], int(envs.single_action_space.n)
     actor = Actor(obs_dim, n_actions, config.network).to(device)
     critic = Critic(obs_dim, config.network).to(device)
@@ -57,24 +59,10 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
     gamma, gae_lambda, policy_clip = agent.gamma, agent.gae_lambda, agent.policy_clip
     critic_coef, entropy_coef, max_grad_norm = agent.critic_coef, agent.entropy_coef, agent.max_grad_norm
 
-    # Rollout storage, (T, N, ...), allocated once.
-    obs = torch.zeros((T, N, obs_dim), device=device)
-    actions = torch.zeros((T, N), dtype=torch.long, device=device)
-    log_probs = torch.zeros((T, N), device=device)
-    values = torch.zeros((T, N), device=device)
-    rewards = torch.zeros((T, N), device=device)
-    terminated = torch.zeros((T, N), device=device)
-    ended = torch.zeros((T, N), device=device)  # terminated or truncated
-    # False on a sub-env's reset step in next-step autoreset mode: that step ignores the action and
-    # spans two episodes, so it is no transition to learn from.
-    trainable = torch.ones((T, N), dtype=torch.bool, device=device)
-    # Same-step autoreset mode: V(true final obs) of truncated episodes, to bootstrap from.
-    final_values = torch.zeros((T, N), device=device)
-    has_final_value = torch.zeros((T, N), dtype=torch.bool, device=device)
+    rollout = Rollout.allocate(T, N, obs_dim, device)
 
     writer = SummaryWriter(str(out_dir))
     writer.add_text("config", "```\n" + json.dumps(to_dict(config), indent=2) + "\n```")
-    tracker = EpisodeTracker(N)
     recent_scores: deque[float] = deque(maxlen=SCORE_WINDOW)
     threshold = solved_score(env_cfg)
     best_mean_score = -math.inf
@@ -93,9 +81,7 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
 
     global_step = 0
     start_time = time.perf_counter()
-    next_obs_np, _ = envs.reset(seed=config.seed)
-    next_obs = torch.as_tensor(next_obs_np, device=device)
-    resets_now = np.zeros(N, dtype=bool)  # next-step mode: sub-envs whose next step() only resets
+    env_state = EnvState.reset(envs, config.seed, device)
     update = 0
     try:
         for update in range(1, num_updates + 1):
@@ -105,69 +91,35 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
                     optimizer.param_groups[0]["lr"] = lr
 
             # ---- COLLECT ----
-            has_final_value.zero_()
-            with torch.inference_mode():
-                for t in range(T):
-                    obs[t] = next_obs
-                    action_log_probs = actor(next_obs)
-                    action = sample_actions(action_log_probs, generator)
-                    actions[t] = action
-                    log_probs[t] = log_prob_of(action_log_probs, action)
-                    values[t] = critic(next_obs)
-
-                    next_obs_np, reward, term, trunc, infos = envs.step(action.cpu().numpy())
-                    done = term | trunc
-                    rewards[t] = torch.from_numpy(reward)
-                    terminated[t] = torch.from_numpy(term)
-                    ended[t] = torch.from_numpy(done)
-                    counted = ~resets_now
-                    trainable[t] = torch.from_numpy(counted)
-                    if next_step_reset:
-                        resets_now = done
-                    elif trunc.any():
-                        # Same-step reset: next_obs is already the new episode's first obs.
-                        cut = np.flatnonzero(trunc & ~term)
-                        if cut.size:
-                            final_obs = np.stack(infos["final_obs"][cut])
-                            final_values[t, cut] = critic(torch.as_tensor(final_obs, device=device))
-                            has_final_value[t, cut] = True
-                    next_obs = torch.as_tensor(next_obs_np, device=device)
-                    global_step += N
-
-                    scores, lengths = tracker.update(reward, done, counted)
-                    for score, length in zip(scores.tolist(), lengths.tolist()):
-                        writer.add_scalar("episode/score", score, global_step)
-                        writer.add_scalar("episode/length", length, global_step)
-                        recent_scores.append(score)
-                        if len(recent_scores) == SCORE_WINDOW:
-                            mean_score = sum(recent_scores) / SCORE_WINDOW
-                            best_mean_score = max(best_mean_score, mean_score)
-                            if steps_to_solve is None and threshold is not None and mean_score >= threshold:
-                                steps_to_solve, seconds_to_solve = global_step, time.perf_counter() - start_time
-                last_values = critic(next_obs)
+            rollout_start_step = global_step
+            last_values, episodes = collect_rollout(envs, actor, critic, rollout, env_state, generator)
+            global_step += rollout_size
+            for t, score, length in episodes:
+                step = rollout_start_step + (t + 1) * N
+                writer.add_scalar("episode/score", score, step)
+                writer.add_scalar("episode/length", length, step)
+                recent_scores.append(score)
+                if len(recent_scores) == SCORE_WINDOW:
+                    mean_score = sum(recent_scores) / SCORE_WINDOW
+                    best_mean_score = max(best_mean_score, mean_score)
+                    if steps_to_solve is None and threshold is not None and mean_score >= threshold:
+                        steps_to_solve, seconds_to_solve = step, time.perf_counter() - start_time
             if train_cfg.stop_when_solved and steps_to_solve is not None:
                 break
 
             # ---- ADVANTAGES ----
-            # V(s_{t+1}): the next stored value; in next-step mode a finished episode's final obs is
-            # the next stored obs, so truncated episodes bootstrap from it with no extra forward pass.
-            next_values = torch.cat((values[1:], last_values.unsqueeze(0)))
-            next_values = torch.where(has_final_value, final_values, next_values)
-            advantages = compute_gae(rewards, values, next_values, terminated, ended, gamma, gae_lambda)
-            returns = advantages + values
+            advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values(last_values),
+                                     rollout.terminated, rollout.ended, gamma, gae_lambda)
+            returns = advantages + rollout.values
 
             # ---- UPDATE ----
-            b_obs, b_actions = obs.view(-1, obs_dim), actions.view(-1)
-            b_log_probs, b_advantages, b_returns = log_probs.view(-1), advantages.view(-1), returns.view(-1)
-            train_index = trainable.view(-1).nonzero().squeeze(1)
-            n_train = train_index.numel()
-            n_minibatches = math.ceil(n_train / agent.batch_size)
+            b_obs, b_actions, b_log_probs = rollout.obs.view(-1, obs_dim), rollout.actions.view(-1), rollout.log_probs.view(-1)
+            b_advantages, b_returns = advantages.view(-1), returns.view(-1)
+            train_index = rollout.trainable.view(-1).nonzero().squeeze(1)
             stats = torch.zeros(6, device=device)
+            n_minibatch_steps = 0
             for _epoch in range(agent.n_epochs):
-                # Each epoch uses every trainable transition exactly once, in minibatches whose sizes
-                # differ by at most one (all equal to batch_size when it divides the rollout).
-                shuffled = train_index[torch.randperm(n_train, generator=generator, device=device)]
-                for batch in shuffled.tensor_split(n_minibatches):
+                for batch in minibatches(train_index, agent.batch_size, generator):
                     batch_log_probs = actor(b_obs[batch])
                     batch_advantages = b_advantages[batch]
                     if agent.normalize_advantages and batch.numel() > 1:
@@ -192,11 +144,12 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
                     critic_optimizer.step()
                     stats += torch.stack((loss.actor, loss.critic, total, loss.entropy, loss.approx_kl,
                                           loss.clip_fraction)).detach()
+                    n_minibatch_steps += 1
 
             # ---- LOG ----
             actor_loss, critic_loss, total_loss, entropy, approx_kl, clip_fraction = (
-                stats / (agent.n_epochs * n_minibatches)).tolist()
-            trained_values, trained_returns = values.view(-1)[train_index], b_returns[train_index]
+                stats / n_minibatch_steps).tolist()
+            trained_values, trained_returns = rollout.values.view(-1)[train_index], b_returns[train_index]
             returns_var = trained_returns.var().item()
             explained_variance = (1.0 - (trained_returns - trained_values).var().item() / returns_var
                                   if returns_var > 0 else float("nan"))
@@ -252,6 +205,66 @@ def select_device(device: DeviceConfig) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device.type='cuda' is not allowed: no CUDA device is available here; use cpu or auto")
     return torch.device(device.type)
+
+
+@dataclass
+class EnvState:
+    """Where the vector env stands between two rollouts."""
+
+    obs: torch.Tensor  # (N, obs_dim): the observation to act on next
+    resets_now: np.ndarray  # (N,) bool: next-step autoreset mode, sub-envs whose next step() only resets
+    tracker: EpisodeTracker  # score and length of each sub-env's episode in progress
+    next_step_reset: bool  # the env's autoreset mode is next-step (else same-step)
+
+    @classmethod
+    def reset(cls, envs: gym.vector.VectorEnv, seed: int, device: torch.device) -> EnvState:
+        obs, _ = envs.reset(seed=seed)
+        return cls(torch.as_tensor(obs, device=device), np.zeros(envs.num_envs, dtype=bool),
+                   EpisodeTracker(envs.num_envs), envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP)
+
+
+@torch.inference_mode()
+def collect_rollout(
+    envs: gym.vector.VectorEnv, actor: Actor, critic: Critic, rollout: Rollout, state: EnvState,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, list[tuple[int, float, int]]]:
+    """Fill ``rollout`` with its T vector steps, acting from ``state`` (advanced in place).
+
+    Returns V of the observation after the rollout, shape (N,), and the episodes that ended in it
+    as ``(t, score, length)``, ``t`` being the rollout step that ended each.
+    """
+    device = rollout.obs.device
+    rollout.has_final_value.zero_()
+    episodes = []
+    for t in range(rollout.obs.shape[0]):
+        rollout.obs[t] = state.obs
+        action_log_probs = actor(state.obs)
+        action = sample_actions(action_log_probs, generator)
+        rollout.actions[t] = action
+        rollout.log_probs[t] = log_prob_of(action_log_probs, action)
+        rollout.values[t] = critic(state.obs)
+
+        next_obs, reward, term, trunc, infos = envs.step(action.cpu().numpy())
+        done = term | trunc
+        counted = ~state.resets_now
+        rollout.rewards[t] = torch.from_numpy(reward)
+        rollout.terminated[t] = torch.from_numpy(term)
+        rollout.ended[t] = torch.from_numpy(done)
+        rollout.trainable[t] = torch.from_numpy(counted)
+        if state.next_step_reset:
+            state.resets_now = done
+        elif trunc.any():
+            # Same-step reset: next_obs already starts the new episode; the truncated one's true last
+            # obs is in infos, and its value is what the truncated step bootstraps from.
+            cut = np.flatnonzero(trunc & ~term)
+            if cut.size:
+                final_obs = torch.as_tensor(np.stack(infos["final_obs"][cut]), device=device)
+                rollout.final_values[t, cut] = critic(final_obs)
+                rollout.has_final_value[t, cut] = True
+        state.obs = torch.as_tensor(next_obs, device=device)
+        scores, lengths = state.tracker.update(reward, done, counted)
+        episodes += [(t, score, length) for score, length in zip(scores.tolist(), lengths.tolist())]
+    return critic(state.obs), episodes
 
 
 @torch.inference_mode()
