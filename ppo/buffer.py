@@ -50,5 +50,7 @@ def minibatches(index: torch.Tensor, batch_size: int, generator: torch.Generator
     one of them, and their sizes differ by at most one (all equal ``batch_size`` when it divides
     ``len(index)``)."""
     n_minibatches = math.ceil(index.numel() / batch_size)
+    if n_minibatches == 0:
+        return ()
     shuffled = index[torch.randperm(index.numel(), generator=generator, device=index.device)]
     return shuffled.tensor_split(n_minibatches)

@@ -1,0 +1,119 @@
+"""Shared fixtures: Hydra composition, tiny deterministic toy envs, and TensorBoard readers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+import ppo.run  # registers the ``ppo_config`` schema and the ``experiment`` group
+from ppo.config import Config, to_config
+
+# --------------------------------------------------------------------------------------------
+# Toy environments
+# --------------------------------------------------------------------------------------------
+
+
+class CounterEnv(gym.Env):
+    """A deterministic env whose observation is the number of steps taken in the episode.
+
+    * observation: ``[t]`` as a float Box of shape ``obs_shape`` (default ``(1,)``), t = 0 after reset;
+    * actions: Discrete(2), ignored;
+    * reward: 1.0 on every step, so an episode's score equals its length;
+    * termination: after ``length`` steps (``None``: never; a TimeLimit from ``max_episode_steps``
+      then truncates it).
+
+    ``lengths`` gives one length per seed residue: at a seeded reset the env takes
+    ``lengths[seed % len(lengths)]``. Sub-env i of a vector env reset with ``seed=s`` gets seed s+i,
+    so ``lengths=(3, None)`` makes sub-env 0 terminate after 3 steps and sub-env 1 run until its
+    time limit (for seed 0).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, length=None, lengths=None, dtype=np.float32, obs_shape=(1,)):
+        self.observation_space = gym.spaces.Box(0.0, 1000.0, shape=obs_shape, dtype=dtype)
+        self.action_space = gym.spaces.Discrete(2)
+        self.lengths = tuple(lengths) if lengths is not None else (length,)
+        self.length = self.lengths[0]
+        self.t = 0
+
+    def _obs(self):
+        return np.full(self.observation_space.shape, float(self.t), dtype=self.observation_space.dtype)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.length = self.lengths[seed % len(self.lengths)]
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action)
+        self.t += 1
+        terminated = self.length is not None and self.t >= self.length
+        return self._obs(), 1.0, terminated, False, {}
+
+
+TERMINATE_ID = "TestCounterTerminate-v0"  # terminates after 3 steps, no time limit
+TRUNCATE_ID = "TestCounterTruncate-v0"  # never terminates, truncated after 4 steps
+MIXED_ID = "TestCounterMixed-v0"  # seed 0: sub-env 0 terminates after 3 steps, sub-env 1 truncated after 4
+BOTH_ID = "TestCounterBoth-v0"  # terminates after 4 steps, and is truncated at that same step
+FLOAT64_ID = "TestCounterFloat64-v0"  # like TERMINATE_ID, with a float64 observation space
+IMAGE_ID = "TestCounterImage-v0"  # a (2, 2) observation: not a flat Box
+LONG_ID = "TestCounterLong-v0"  # terminates after 100 steps
+
+_TOY_ENVS = {
+    TERMINATE_ID: (dict(length=3), None),
+    TRUNCATE_ID: (dict(length=None), 4),
+    MIXED_ID: (dict(lengths=(3, None)), 4),
+    BOTH_ID: (dict(length=4), 4),
+    FLOAT64_ID: (dict(length=3, dtype=np.float64), None),
+    IMAGE_ID: (dict(length=3, obs_shape=(2, 2)), None),
+    LONG_ID: (dict(length=100), None),
+}
+
+for _env_id, (_kwargs, _max_steps) in _TOY_ENVS.items():
+    if _env_id not in gym.registry:
+        gym.register(_env_id, entry_point=CounterEnv, kwargs=_kwargs, max_episode_steps=_max_steps)
+
+
+# --------------------------------------------------------------------------------------------
+# Hydra
+# --------------------------------------------------------------------------------------------
+
+
+def compose_config(overrides=()):
+    """The ``DictConfig`` that ``python -m ppo.run`` would compose with these overrides."""
+    with initialize_config_dir(config_dir=str(ppo.run.CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def make_config(overrides=()) -> Config:
+    """The validated :class:`Config` for these command-line overrides."""
+    return to_config(compose_config(overrides))
+
+
+@pytest.fixture
+def tiny_cartpole_config() -> Config:
+    """The default CartPole config with a budget small enough for a unit test (~1 s)."""
+    return make_config(["train.total_timesteps=512", "train.eval_episodes=2", "train.progress=false",
+                        "train.checkpoint_every=0"])
+
+
+# --------------------------------------------------------------------------------------------
+# TensorBoard
+# --------------------------------------------------------------------------------------------
+
+
+def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the TensorBoard event files in ``run_dir``: tag -> [(step, value), ...]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})  # 0: keep every event
+    accumulator.Reload()
+    return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
+            for tag in accumulator.Tags()["scalars"]}

@@ -1,0 +1,130 @@
+"""Rollout storage and the per-epoch minibatch split."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ppo.buffer import Rollout, minibatches
+
+
+def split(index, batch_size, seed=0):
+    return minibatches(index, batch_size, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("n, batch_size", [(256, 256), (256, 64), (100, 7), (10, 3), (5, 5), (1, 1), (7, 100),
+                                           (20, 5), (33, 32)])
+def test_every_index_is_used_exactly_once_per_epoch(n, batch_size):
+    """The minibatches of one epoch are a partition of the index: each entry exactly once."""
+    index = torch.arange(n)
+    batches = split(index, batch_size)
+    assert sorted(torch.cat(batches).tolist()) == list(range(n))
+
+
+@pytest.mark.parametrize("n, batch_size", [(100, 7), (10, 3), (33, 32), (7, 100), (257, 256), (1000, 64)])
+def test_minibatch_sizes_differ_by_at_most_one_and_never_exceed_batch_size(n, batch_size):
+    """ceil(n / batch_size) minibatches, each of at most batch_size entries, sizes within one of each other."""
+    sizes = [len(b) for b in split(torch.arange(n), batch_size)]
+    assert len(sizes) == math.ceil(n / batch_size)
+    assert max(sizes) <= batch_size
+    assert max(sizes) - min(sizes) <= 1
+    assert min(sizes) >= 1
+
+
+@pytest.mark.parametrize("n, batch_size", [(256, 256), (256, 64), (20, 5), (12, 1)])
+def test_all_minibatches_have_batch_size_when_it_divides(n, batch_size):
+    """When batch_size divides the index length every minibatch has exactly batch_size entries."""
+    sizes = [len(b) for b in split(torch.arange(n), batch_size)]
+    assert sizes == [batch_size] * (n // batch_size)
+
+
+def test_a_subset_index_is_respected():
+    """Only the given (trainable) positions appear: a subset index is split, not the full range."""
+    trainable = torch.ones(40, dtype=torch.bool)
+    trainable[[0, 3, 17, 18, 39]] = False
+    index = trainable.nonzero().squeeze(1)
+    batches = split(index, 8)
+    used = torch.cat(batches).tolist()
+    assert sorted(used) == index.tolist()
+    assert not {0, 3, 17, 18, 39} & set(used)
+    assert len(batches) == math.ceil(35 / 8)
+
+
+def test_the_split_is_a_shuffle():
+    """The order within an epoch is random, not the index order (a fixed seed, so this cannot flake)."""
+    assert torch.cat(split(torch.arange(100), 10, seed=3)).tolist() != list(range(100))
+
+
+def test_same_generator_seed_gives_the_same_split():
+    """Minibatches depend only on the generator's state: same seed, same split; another seed, another."""
+    a = split(torch.arange(64), 16, seed=7)
+    b = split(torch.arange(64), 16, seed=7)
+    c = split(torch.arange(64), 16, seed=8)
+    assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    assert [x.tolist() for x in a] != [x.tolist() for x in c]
+
+
+def test_consecutive_epochs_reshuffle():
+    """One generator used for two epochs gives two different splits."""
+    generator = torch.Generator().manual_seed(0)
+    first = minibatches(torch.arange(64), 16, generator)
+    second = minibatches(torch.arange(64), 16, generator)
+    assert [x.tolist() for x in first] != [x.tolist() for x in second]
+
+
+def test_an_empty_index_gives_no_minibatches():
+    """A rollout with no trainable transition (possible in next-step autoreset mode with n_steps=1,
+    num_envs=1: the one step is a reset step) has nothing to train on: zero minibatches, no crash.
+    The docstring's ceil(0 / batch_size) = 0 minibatches."""
+    assert len(split(torch.arange(0), 4)) == 0
+
+
+def test_allocate_shapes_and_dtypes():
+    """Every field is (T, N, ...) zeros: obs float (T, N, obs_dim), actions long, flags for
+    trainable/has_final_value bool, the rest float32."""
+    T, N, D = 5, 3, 4
+    rollout = Rollout.allocate(T, N, D, "cpu")
+    assert rollout.obs.shape == (T, N, D) and rollout.obs.dtype == torch.float32
+    assert rollout.actions.shape == (T, N) and rollout.actions.dtype == torch.long
+    for name in ("log_probs", "values", "rewards", "terminated", "ended", "final_values"):
+        tensor = getattr(rollout, name)
+        assert tensor.shape == (T, N) and tensor.dtype == torch.float32, name
+    for name in ("trainable", "has_final_value"):
+        tensor = getattr(rollout, name)
+        assert tensor.shape == (T, N) and tensor.dtype == torch.bool, name
+    for name in ("obs", "actions", "log_probs", "values", "rewards", "terminated", "ended", "trainable",
+                 "final_values", "has_final_value"):
+        tensor = getattr(rollout, name)
+        assert tensor.device.type == "cpu"
+        assert not tensor.any(), name
+
+
+def test_allocated_fields_do_not_share_memory():
+    """Writing one field leaves the others untouched."""
+    rollout = Rollout.allocate(2, 2, 1, "cpu")
+    rollout.values.fill_(3.0)
+    assert not rollout.log_probs.any() and not rollout.rewards.any() and not rollout.final_values.any()
+
+
+def test_next_values_is_the_values_shifted_by_one_with_last_values_at_the_end():
+    """next_values[t] = values[t+1] for t < T-1, and next_values[T-1] = last_values."""
+    T, N = 4, 2
+    rollout = Rollout.allocate(T, N, 1, "cpu")
+    rollout.values.copy_(torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]]))
+    got = rollout.next_values(torch.tensor([5.0, 50.0]))
+    torch.testing.assert_close(got, torch.tensor([[2.0, 20.0], [3.0, 30.0], [4.0, 40.0], [5.0, 50.0]]))
+
+
+def test_next_values_takes_final_values_where_has_final_value():
+    """Where has_final_value is set (a same-step reset replaced the obs), next_values is final_values,
+    including at the last step; elsewhere the shifted values."""
+    T, N = 3, 2
+    rollout = Rollout.allocate(T, N, 1, "cpu")
+    rollout.values.copy_(torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]))
+    rollout.final_values.copy_(torch.tensor([[-1.0, -10.0], [-2.0, -20.0], [-3.0, -30.0]]))
+    rollout.has_final_value[0, 1] = True
+    rollout.has_final_value[2, 0] = True
+    got = rollout.next_values(torch.tensor([4.0, 40.0]))
+    torch.testing.assert_close(got, torch.tensor([[2.0, -10.0], [3.0, 30.0], [-3.0, 40.0]]))

@@ -1,0 +1,122 @@
+"""``python -m ppo.run``: the real command line, in a subprocess, from an unrelated directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import read_scalars
+
+EXPECTED_TAGS = {
+    "loss/actor", "loss/critic", "loss/total", "episode/score", "episode/length", "eval/score",
+    "diagnostics/entropy", "diagnostics/approx_kl", "diagnostics/clip_fraction",
+    "diagnostics/explained_variance", "time/steps_per_second",
+}
+
+
+def run_cli(cwd, *overrides, timeout=120):
+    """Run the CLI in ``cwd`` (not the checkout) and return the CompletedProcess."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([sys.executable, "-m", "ppo.run", *overrides], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """One CLI run with the defaults and a small budget: (run dir, CompletedProcess)."""
+    tmp_path = tmp_path_factory.mktemp("cli")
+    run_dir = tmp_path / "run"
+    result = run_cli(tmp_path, "train.total_timesteps=2048", "train.eval_episodes=2", "train.progress=false",
+                     f"hydra.run.dir={run_dir}")
+    return run_dir, result
+
+
+def test_cli_run_exits_zero(default_run):
+    """A valid command line trains and exits 0 without a traceback."""
+    _, result = default_run
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_cli_run_logs_every_documented_tag(default_run):
+    """The event file holds losses, episode statistics, the evaluation, diagnostics and throughput."""
+    run_dir, _ = default_run
+    scalars = read_scalars(run_dir)
+    assert EXPECTED_TAGS <= set(scalars)
+    assert scalars["loss/actor"][-1][0] == 2048  # logged against env steps
+
+
+def test_cli_run_saves_the_resolved_config_and_checkpoint(default_run):
+    """.hydra/config.yaml holds the composed config with the override; checkpoints/last.pt exists;
+    the metrics file is written."""
+    run_dir, _ = default_run
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert saved.train.total_timesteps == 2048
+    assert saved.train.eval_episodes == 2
+    assert saved.agent.policy_clip == 0.2 and saved.env.id == "CartPole-v1"
+    assert (run_dir / "checkpoints" / "last.pt").is_file()
+    assert (run_dir / "metrics.json").is_file()
+
+
+def test_cli_group_choices_and_key_overrides(tmp_path):
+    """env=acrobot network=large agent.policy_clip=0.1 seed=3 all reach the trained run."""
+    run_dir = tmp_path / "run"
+    result = run_cli(tmp_path, "env=acrobot", "network=large", "agent.policy_clip=0.1", "seed=3",
+                     "train.total_timesteps=256", "train.eval_episodes=1", "train.progress=false",
+                     f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert saved.env.id == "Acrobot-v1"
+    assert list(saved.network.hidden_sizes) == [256, 256] and saved.network.activation == "relu"
+    assert saved.agent.policy_clip == 0.1 and saved.seed == 3
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert state["config"]["env"]["id"] == "Acrobot-v1" and state["config"]["seed"] == 3
+    assert state["obs_dim"] == 6 and state["n_actions"] == 3
+    assert state["actor"]["body.0.weight"].shape == (256, 6)
+
+
+def test_cli_bad_value_is_one_line_error_and_leaves_no_run_dir(tmp_path):
+    """agent.policy_clip=-0.1: exit status 2 (as the README documents), a one-line message on stderr
+    naming the key, no traceback, and no run directory left behind."""
+    run_dir = tmp_path / "bad"
+    result = run_cli(tmp_path, "agent.policy_clip=-0.1", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "agent.policy_clip" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not run_dir.exists()
+
+
+def test_cli_unknown_group_option_fails(tmp_path):
+    """env=nope is no preset: non-zero exit, the message names the option, no run directory."""
+    run_dir = tmp_path / "bad"
+    result = run_cli(tmp_path, "env=nope", f"hydra.run.dir={run_dir}")
+    assert result.returncode != 0
+    assert "nope" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not run_dir.exists()
+
+
+def test_cli_print_config_does_not_train(tmp_path):
+    """--cfg job prints the composed config with the overrides and starts no run."""
+    run_dir = tmp_path / "run"
+    result = run_cli(tmp_path, "--cfg", "job", "agent.policy_clip=0.15", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    printed = OmegaConf.create(result.stdout)
+    assert printed.agent.policy_clip == 0.15 and printed.env.id == "CartPole-v1"
+    assert not run_dir.exists()
+
+
+def test_cli_plus_experiment_runs(tmp_path):
+    """+experiment=tutorial, as documented in experiments/tutorial.yaml, is accepted by the CLI."""
+    run_dir = tmp_path / "run"
+    result = run_cli(tmp_path, "+experiment=tutorial", "train.total_timesteps=40", "train.eval_episodes=1",
+                     "train.progress=false", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").env.num_envs == 1

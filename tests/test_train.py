@@ -1,0 +1,342 @@
+"""ppo.train: rollout collection in both gymnasium autoreset modes, evaluation, and train() edge cases.
+
+The toy envs (tests/conftest.py) observe ``[t]``, the step count of the episode, and pay reward 1
+per step, so every expected observation, reward, flag and episode below follows by hand from the
+episode lengths.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from conftest import BOTH_ID, FLOAT64_ID, MIXED_ID, TERMINATE_ID, TRUNCATE_ID, read_scalars
+from ppo.buffer import Rollout
+from ppo.config import AgentConfig, Config, ConfigError, EnvConfig, NetworkConfig, TrainConfig
+from ppo.envs import make_envs
+from ppo.networks import Actor, Critic, log_prob_of
+from ppo.train import EnvState, collect_rollout, evaluate, train
+
+CPU = torch.device("cpu")
+
+
+@dataclass
+class Setup:
+    envs: gym.vector.VectorEnv
+    actor: Actor
+    critic: Critic
+    rollout: Rollout
+    state: EnvState
+    generator: torch.Generator
+
+    def collect(self):
+        return collect_rollout(self.envs, self.actor, self.critic, self.rollout, self.state, self.generator)
+
+    def value(self, t: float) -> torch.Tensor:
+        """V of the toy env's observation [t]."""
+        with torch.no_grad():
+            return self.critic(torch.tensor([[float(t)]]))[0]
+
+
+@pytest.fixture
+def make_setup():
+    """Build a sync vector env of a toy env in the given autoreset mode, real networks, an allocated
+    rollout and the reset EnvState (seed 0); closes the envs afterwards."""
+    opened = []
+
+    def build(env_id, mode, num_envs, n_steps):
+        envs = make_envs(EnvConfig(id=env_id, num_envs=num_envs, vectorization="sync", autoreset_mode=mode))
+        opened.append(envs)
+        torch.manual_seed(0)
+        net = NetworkConfig(hidden_sizes=[16], orthogonal_init=False)
+        setup = Setup(envs, Actor(1, 2, net), Critic(1, net), Rollout.allocate(n_steps, num_envs, 1, CPU),
+                      EnvState.reset(envs, 0, CPU), torch.Generator().manual_seed(0))
+        # The value checks below are only meaningful if the critic tells the observations apart.
+        values = [setup.value(t).item() for t in range(6)]
+        assert len(set(values)) == 6
+        return setup
+
+    yield build
+    for envs in opened:
+        envs.close()
+
+
+def column(rollout_field, n):
+    return rollout_field[:, n].tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# next_step autoreset mode
+# ---------------------------------------------------------------------------------------------
+
+# MIXED_ID with seed 0, 2 envs, T = 10. Sub-env 0 terminates after 3 steps, sub-env 1 is truncated
+# after 4. In next_step mode the step after an episode's end only resets: it stores the final obs,
+# ignores the action, pays 0 and is no transition (trainable False).
+#   t          0  1  2  3  4  5  6  7  8  9   | obs after
+#   env 0 obs  0  1  2  3  0  1  2  3  0  1   | 2
+#         end        T           T
+#         reset         R           R
+#   env 1 obs  0  1  2  3  4  0  1  2  3  4   | 0
+#         end           t              t      (t: truncated)
+#         reset            R              R
+NEXT_OBS = [[0, 1, 2, 3, 0, 1, 2, 3, 0, 1], [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]]
+NEXT_TRAINABLE = [[True, True, True, False, True, True, True, False, True, True],
+                  [True, True, True, True, False, True, True, True, True, False]]
+NEXT_TERMINATED = [[0, 0, 1, 0, 0, 0, 1, 0, 0, 0], [0] * 10]
+NEXT_ENDED = [[0, 0, 1, 0, 0, 0, 1, 0, 0, 0], [0, 0, 0, 1, 0, 0, 0, 0, 1, 0]]
+
+
+def test_next_step_mode_stores_reset_steps_as_untrainable_with_zero_reward(make_setup):
+    """next_step mode: the step after an episode end stores the final obs, reward 0, no flags, and
+    trainable=False; every other step is trainable with reward 1."""
+    s = make_setup(MIXED_ID, "next_step", num_envs=2, n_steps=10)
+    s.collect()
+    r = s.rollout
+    for n in range(2):
+        assert column(r.obs[..., 0], n) == NEXT_OBS[n]
+        assert column(r.trainable, n) == NEXT_TRAINABLE[n]
+        assert column(r.rewards, n) == [1.0 if ok else 0.0 for ok in NEXT_TRAINABLE[n]]
+        assert column(r.terminated, n) == NEXT_TERMINATED[n]
+        assert column(r.ended, n) == NEXT_ENDED[n]
+    assert not r.has_final_value.any()
+
+
+def test_next_step_mode_reports_true_episode_lengths_and_scores(make_setup):
+    """The reset step is no part of an episode: lengths and scores are 3 and 4 (not 4 and 5), each
+    reported at the rollout step that ended the episode."""
+    s = make_setup(MIXED_ID, "next_step", num_envs=2, n_steps=10)
+    _, episodes = s.collect()
+    assert episodes == [(2, 3.0, 3), (3, 4.0, 4), (6, 3.0, 3), (8, 4.0, 4)]
+
+
+def test_next_step_mode_truncated_step_bootstraps_from_the_true_final_obs(make_setup):
+    """next_values at a truncated step is V(final obs [4]) (the obs stored at the reset step);
+    at the last step it is the returned last value, V(obs after the rollout)."""
+    s = make_setup(MIXED_ID, "next_step", num_envs=2, n_steps=10)
+    last_values, _ = s.collect()
+    next_values = s.rollout.next_values(last_values)
+    torch.testing.assert_close(next_values[3, 1], s.value(4))
+    torch.testing.assert_close(next_values[8, 1], s.value(4))
+    torch.testing.assert_close(last_values, torch.stack((s.value(2), s.value(0))))
+    torch.testing.assert_close(next_values[-1], last_values)
+
+
+def test_stored_values_and_log_probs_belong_to_the_stored_obs_and_actions(make_setup):
+    """values[t] = V(obs[t]) and log_probs[t] = log π(actions[t] | obs[t]); actions are valid."""
+    s = make_setup(MIXED_ID, "next_step", num_envs=2, n_steps=10)
+    s.collect()
+    r = s.rollout
+    with torch.no_grad():
+        obs = r.obs.view(-1, 1)
+        torch.testing.assert_close(r.values.view(-1), s.critic(obs))
+        torch.testing.assert_close(r.log_probs.view(-1), log_prob_of(s.actor(obs), r.actions.view(-1)))
+    assert set(r.actions.view(-1).tolist()) <= {0, 1}
+
+
+def test_next_step_mode_reset_step_carries_over_to_the_next_rollout(make_setup):
+    """An episode ending on a rollout's last step makes the next rollout's first step the
+    (untrainable, reward 0) reset step, and the final obs bootstraps the last step."""
+    s = make_setup(TERMINATE_ID, "next_step", num_envs=1, n_steps=3)
+    last_values, episodes = s.collect()
+    assert episodes == [(2, 3.0, 3)]
+    torch.testing.assert_close(last_values, s.value(3).unsqueeze(0))  # the terminal obs [3]
+    _, episodes = s.collect()
+    r = s.rollout
+    assert column(r.obs[..., 0], 0) == [3, 0, 1]
+    assert column(r.trainable, 0) == [False, True, True]
+    assert column(r.rewards, 0) == [0.0, 1.0, 1.0]
+    assert episodes == []
+
+
+def test_episode_statistics_span_rollouts(make_setup):
+    """An episode started in one rollout and finished in the next is reported once, whole."""
+    s = make_setup(TRUNCATE_ID, "next_step", num_envs=1, n_steps=3)
+    _, first = s.collect()
+    _, second = s.collect()
+    assert first == []
+    assert second == [(0, 4.0, 4)]
+    assert column(s.rollout.ended, 0) == [1, 0, 0]
+    assert column(s.rollout.trainable, 0) == [True, False, True]
+
+
+# ---------------------------------------------------------------------------------------------
+# same_step autoreset mode
+# ---------------------------------------------------------------------------------------------
+
+# MIXED_ID with seed 0, 2 envs, T = 10, same_step mode: a finished sub-env is reset within the
+# same step, so the next stored obs is already the new episode's first.
+#   t          0  1  2  3  4  5  6  7  8  9   | obs after
+#   env 0 obs  0  1  2  0  1  2  0  1  2  0   | 1
+#         end        T        T        T
+#   env 1 obs  0  1  2  3  0  1  2  3  0  1   | 2
+#         end           t           t         (t: truncated; true final obs [4] in infos)
+SAME_OBS = [[0, 1, 2, 0, 1, 2, 0, 1, 2, 0], [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]]
+SAME_TERMINATED = [[0, 0, 1, 0, 0, 1, 0, 0, 1, 0], [0] * 10]
+SAME_ENDED = [[0, 0, 1, 0, 0, 1, 0, 0, 1, 0], [0, 0, 0, 1, 0, 0, 0, 1, 0, 0]]
+
+
+def test_same_step_mode_every_step_is_trainable(make_setup):
+    """same_step mode has no reset steps: every step is trainable and pays reward 1."""
+    s = make_setup(MIXED_ID, "same_step", num_envs=2, n_steps=10)
+    s.collect()
+    r = s.rollout
+    assert r.trainable.all()
+    assert (r.rewards == 1.0).all()
+    for n in range(2):
+        assert column(r.obs[..., 0], n) == SAME_OBS[n]
+        assert column(r.terminated, n) == SAME_TERMINATED[n]
+        assert column(r.ended, n) == SAME_ENDED[n]
+
+
+def test_same_step_mode_final_values_exactly_at_truncated_steps(make_setup):
+    """has_final_value is set exactly at truncated (not terminated) steps, with final_values =
+    V(true final obs [4]); next_values uses it there instead of the next stored obs's value."""
+    s = make_setup(MIXED_ID, "same_step", num_envs=2, n_steps=10)
+    last_values, _ = s.collect()
+    r = s.rollout
+    expected = torch.zeros(10, 2, dtype=torch.bool)
+    expected[3, 1] = expected[7, 1] = True
+    assert torch.equal(r.has_final_value, expected)
+    torch.testing.assert_close(r.final_values[3, 1], s.value(4))
+    torch.testing.assert_close(r.final_values[7, 1], s.value(4))
+    next_values = r.next_values(last_values)
+    torch.testing.assert_close(next_values[3, 1], s.value(4))
+    torch.testing.assert_close(next_values[7, 1], s.value(4))
+    torch.testing.assert_close(last_values, torch.stack((s.value(1), s.value(2))))
+    torch.testing.assert_close(next_values[-1], last_values)
+
+
+def test_same_step_mode_reports_true_episode_lengths(make_setup):
+    """same_step mode reports each episode at the step that ended it, with its true length."""
+    s = make_setup(MIXED_ID, "same_step", num_envs=2, n_steps=10)
+    _, episodes = s.collect()
+    assert episodes == [(2, 3.0, 3), (3, 4.0, 4), (5, 3.0, 3), (7, 4.0, 4), (8, 3.0, 3)]
+
+
+def test_same_step_mode_terminated_and_truncated_together_has_no_final_value(make_setup):
+    """A step both terminated and truncated is terminal: no bootstrap value is recorded for it."""
+    s = make_setup(BOTH_ID, "same_step", num_envs=1, n_steps=6)
+    s.collect()
+    r = s.rollout
+    assert column(r.terminated, 0) == [0, 0, 0, 1, 0, 0]
+    assert column(r.ended, 0) == [0, 0, 0, 1, 0, 0]
+    assert not r.has_final_value.any()
+
+
+def test_same_step_mode_has_final_value_is_cleared_between_rollouts(make_setup):
+    """A truncation flag of one rollout does not survive into the next: rollouts of 3 steps over
+    4-step episodes see the truncation at t = -, 0, 1, 2 in turn."""
+    s = make_setup(TRUNCATE_ID, "same_step", num_envs=1, n_steps=3)
+    seen = []
+    for _ in range(4):
+        s.collect()
+        seen.append(s.rollout.has_final_value[:, 0].tolist())
+    assert seen == [[False, False, False], [True, False, False], [False, True, False], [False, False, True]]
+
+
+def test_both_modes_give_the_same_trainable_transitions(make_setup):
+    """The transitions learned from (obs, reward, terminated, ended of the trainable steps) are
+    the same sequence in both modes: next_step only inserts untrainable reset steps."""
+    nxt = make_setup(MIXED_ID, "next_step", num_envs=2, n_steps=10)
+    same = make_setup(MIXED_ID, "same_step", num_envs=2, n_steps=10)
+    nxt.collect()
+    same.collect()
+    for n in range(2):
+        keep = nxt.rollout.trainable[:, n]
+        k = int(keep.sum())
+        for name in ("obs", "rewards", "terminated", "ended"):
+            a = getattr(nxt.rollout, name)[:, n][keep]
+            b = getattr(same.rollout, name)[:k, n]
+            assert torch.equal(a, b), name
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+@pytest.mark.parametrize("env_id, length", [(TERMINATE_ID, 3), (TRUNCATE_ID, 4)])
+def test_evaluate_scores_one_whole_episode_per_sub_env(mode, env_id, length):
+    """evaluate plays exactly one episode per requested episode and returns its score (here its length)."""
+    torch.manual_seed(0)
+    actor = Actor(1, 2, NetworkConfig())
+    scores = evaluate(actor, EnvConfig(id=env_id, num_envs=1, vectorization="sync", autoreset_mode=mode),
+                      episodes=3, seed=5)
+    assert scores.tolist() == [float(length)] * 3
+
+
+def test_evaluate_zero_episodes_returns_nothing():
+    """episodes=0 plays nothing."""
+    actor = Actor(1, 2, NetworkConfig())
+    assert len(evaluate(actor, EnvConfig(id=TERMINATE_ID), episodes=0, seed=0)) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# train() on the toy envs
+# ---------------------------------------------------------------------------------------------
+
+
+def toy_config(env_id, mode="next_step", n_steps=8, num_envs=2, batch_size=4, total=64, eval_episodes=2, **agent):
+    return Config(
+        agent=AgentConfig(n_steps=n_steps, batch_size=batch_size, n_epochs=2, **agent),
+        network=NetworkConfig(hidden_sizes=[8]),
+        env=EnvConfig(id=env_id, num_envs=num_envs, vectorization="sync", autoreset_mode=mode),
+        train=TrainConfig(total_timesteps=total, eval_episodes=eval_episodes, progress=False),
+        seed=0,
+    )
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_train_logs_true_episode_lengths_in_both_modes(tmp_path, mode):
+    """train() on the mixed toy env logs episode lengths 3 and 4 only (never +1) and scores equal to
+    them, in both autoreset modes; the greedy evaluation scores whole episodes."""
+    metrics = train(toy_config(MIXED_ID, mode), tmp_path)
+    scalars = read_scalars(tmp_path)
+    lengths = {value for _, value in scalars["episode/length"]}
+    scores = [value for _, value in scalars["episode/score"]]
+    assert lengths == {3.0, 4.0}
+    assert [value for _, value in scalars["episode/length"]] == scores
+    assert metrics["global_step"] == 64
+    assert metrics["final_score"] == pytest.approx(3.5)  # eval sub-env 0 (seed even): 3, sub-env 1: 4
+    assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 64
+
+
+def test_train_rounds_the_budget_up_to_whole_rollouts(tmp_path):
+    """total_timesteps is rounded up to whole rollouts of n_steps * num_envs."""
+    metrics = train(toy_config(TERMINATE_ID, total=17, eval_episodes=0), tmp_path)
+    assert metrics["global_step"] == 32  # ceil(17 / 16) = 2 rollouts of 8 x 2
+
+
+def test_train_with_anneal_lr_decays_the_learning_rate_linearly(tmp_path):
+    """anneal_lr: update k (1-based) of U uses lr·(1 - (k-1)/U): 4 updates -> lr, ¾lr, ½lr, ¼lr."""
+    train(toy_config(TERMINATE_ID, total=64, eval_episodes=0, anneal_lr=True, lr=0.004), tmp_path)
+    logged = [value for _, value in read_scalars(tmp_path)["diagnostics/learning_rate"]]
+    assert logged == pytest.approx([0.004, 0.003, 0.002, 0.001])
+
+
+def test_train_survives_a_rollout_with_no_trainable_step(tmp_path):
+    """n_steps=1 with one env in next_step mode: the rollout right after an episode end holds only
+    the reset step, so nothing is trainable. Training must skip the update, not crash."""
+    config = toy_config(TERMINATE_ID, n_steps=1, num_envs=1, batch_size=1, total=8, eval_episodes=0)
+    metrics = train(config, tmp_path)
+    assert metrics["global_step"] == 8
+
+
+def test_float64_observation_env_is_either_rejected_up_front_or_trained_on(tmp_path):
+    """make_envs accepts any flat Box observation space; an env declaring float64 observations must
+    then train (observations cast to the networks' float32), or be rejected by make_envs with a
+    ConfigError naming env.id - never crash mid-run with a dtype mismatch."""
+    config = toy_config(FLOAT64_ID, total=32, eval_episodes=1)
+    try:
+        make_envs(config.env).close()
+    except ConfigError as err:
+        assert "env.id" in str(err)
+        return
+    metrics = train(config, tmp_path)
+    assert metrics["final_score"] == 3.0
