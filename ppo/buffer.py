@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -11,38 +11,49 @@ import torch
 @dataclass
 class Rollout:
     """One rollout of ``n_steps`` vector steps from ``num_envs`` envs: every field is (T, N, ...)
-    with T = n_steps and N = num_envs, on the training device, overwritten in place each update."""
+    with T = n_steps and N = num_envs, overwritten in place each update.
+
+    It lives on the host, beside the env, so each step writes into it through numpy views without a
+    device round trip; the update moves it to the training device once (a no-op on a CPU).
+    """
 
     obs: torch.Tensor  # (T, N, obs_dim) float: s_t
     actions: torch.Tensor  # (T, N) long: a_t
     log_probs: torch.Tensor  # (T, N) float: log π_old(a_t|s_t)
-    values: torch.Tensor  # (T, N) float: V_old(s_t)
     rewards: torch.Tensor  # (T, N) float: r_t
     terminated: torch.Tensor  # (T, N) float 0/1: s_{t+1} is terminal, V(s_{t+1}) = 0
     ended: torch.Tensor  # (T, N) float 0/1: terminated or truncated, the episode stops here
     trainable: torch.Tensor  # (T, N) bool: False for a sub-env's reset step in next-step autoreset
     # mode, which ignores the action and spans two episodes: no transition to learn from.
-    final_values: torch.Tensor  # (T, N) float: same-step autoreset mode, V(true last obs) of an
-    has_final_value: torch.Tensor  # (T, N) bool:  episode truncated at t, to bootstrap from
+    final_obs: torch.Tensor  # (T, N, obs_dim) float: same-step autoreset mode, the true last obs of
+    has_final_obs: torch.Tensor  # (T, N) bool:  an episode truncated at t, to bootstrap from
 
     @classmethod
-    def allocate(cls, n_steps: int, num_envs: int, obs_dim: int, device: torch.device | str) -> Rollout:
+    def allocate(cls, n_steps: int, num_envs: int, obs_dim: int) -> Rollout:
         def zeros(*trailing: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-            return torch.zeros((n_steps, num_envs, *trailing), dtype=dtype, device=device)
+            return torch.zeros((n_steps, num_envs, *trailing), dtype=dtype)
 
         return cls(
-            obs=zeros(obs_dim), actions=zeros(dtype=torch.long), log_probs=zeros(), values=zeros(),
-            rewards=zeros(), terminated=zeros(), ended=zeros(), trainable=zeros(dtype=torch.bool),
-            final_values=zeros(), has_final_value=zeros(dtype=torch.bool),
+            obs=zeros(obs_dim), actions=zeros(dtype=torch.long), log_probs=zeros(), rewards=zeros(),
+            terminated=zeros(), ended=zeros(), trainable=zeros(dtype=torch.bool),
+            final_obs=zeros(obs_dim), has_final_obs=zeros(dtype=torch.bool),
         )
 
-    def next_values(self, last_values: torch.Tensor) -> torch.Tensor:
-        """V(s_{t+1}) for every step, (T, N): the next step's stored value, ``last_values`` (the value of
-        the obs after the rollout) for the last step, and V(true last obs) where a same-step reset
-        replaced it. In next-step mode a finished episode's last obs *is* the next stored obs, so
-        truncated episodes bootstrap from it with no extra forward pass."""
-        shifted = torch.cat((self.values[1:], last_values.unsqueeze(0)))
-        return torch.where(self.has_final_value, self.final_values, shifted)
+    def to(self, device: torch.device | str) -> Rollout:
+        """The rollout on ``device``: the same tensors where they already are there."""
+        return Rollout(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def next_values(self, values: torch.Tensor, last_values: torch.Tensor,
+                    final_values: torch.Tensor | None) -> torch.Tensor:
+        """V(s_{t+1}) for every step, (T, N), from the critic's ``values`` (T, N) of the stored obs:
+        the next step's value, ``last_values`` (N,) (of the obs after the rollout) for the last step,
+        and ``final_values`` (T, N) (of ``final_obs``) where a same-step reset replaced the next obs.
+        In next-step mode a finished episode's last obs *is* the next stored obs, so truncated
+        episodes bootstrap from it with no extra forward pass."""
+        shifted = torch.cat((values[1:], last_values.unsqueeze(0)))
+        if final_values is None:
+            return shifted
+        return torch.where(self.has_final_obs.to(values.device), final_values, shifted)
 
 
 def minibatches(index: torch.Tensor, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:

@@ -60,7 +60,7 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
     gamma, gae_lambda, policy_clip = agent.gamma, agent.gae_lambda, agent.policy_clip
     critic_coef, entropy_coef, max_grad_norm = agent.critic_coef, agent.entropy_coef, agent.max_grad_norm
 
-    rollout = Rollout.allocate(T, N, obs_dim, device)
+    rollout = Rollout.allocate(T, N, obs_dim)
 
     writer = SummaryWriter(str(out_dir))
     writer.add_text("config", "```\n" + json.dumps(to_dict(config), indent=2) + "\n```")
@@ -82,7 +82,7 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
 
     global_step = 0
     start_time = time.perf_counter()
-    env_state = EnvState.reset(envs, config.seed, device)
+    env_state = EnvState.reset(envs, config.seed)
     update = 0
     try:
         for update in range(1, num_updates + 1):
@@ -93,7 +93,7 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
 
             # ---- COLLECT ----
             rollout_start_step = global_step
-            last_values, episodes = collect_rollout(envs, actor, critic, rollout, env_state, generator)
+            episodes = collect_rollout(envs, actor, rollout, env_state, generator)
             global_step += rollout_size
             for t, score, length in episodes:
                 step = rollout_start_step + (t + 1) * N
@@ -109,14 +109,15 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
                 break
 
             # ---- ADVANTAGES ----
-            advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values(last_values),
-                                     rollout.terminated, rollout.ended, gamma, gae_lambda)
-            returns = advantages + rollout.values
+            data = rollout.to(device)
+            values, next_values = estimate_values(critic, data, torch.from_numpy(env_state.obs).to(device))
+            advantages = compute_gae(data.rewards, values, next_values, data.terminated, data.ended, gamma, gae_lambda)
+            returns = advantages + values
 
             # ---- UPDATE ----
-            b_obs, b_actions, b_log_probs = rollout.obs.view(-1, obs_dim), rollout.actions.view(-1), rollout.log_probs.view(-1)
+            b_obs, b_actions, b_log_probs = data.obs.view(-1, obs_dim), data.actions.view(-1), data.log_probs.view(-1)
             b_advantages, b_returns = advantages.view(-1), returns.view(-1)
-            train_index = rollout.trainable.view(-1).nonzero().squeeze(1)
+            train_index = data.trainable.view(-1).nonzero().squeeze(1)
             stats = torch.zeros(6, device=device)
             n_minibatch_steps = 0
             for _epoch in range(agent.n_epochs):
@@ -159,7 +160,7 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
                     "diagnostics/entropy": entropy, "diagnostics/approx_kl": approx_kl,
                     "diagnostics/clip_fraction": clip_fraction,
                     "diagnostics/explained_variance": explained_variance(
-                        rollout.values.view(-1)[train_index], b_returns[train_index]),
+                        values.view(-1)[train_index], b_returns[train_index]),
                 })
             for tag, value in scalars.items():
                 writer.add_scalar(tag, value, global_step)
@@ -221,60 +222,66 @@ def select_device(device: DeviceConfig) -> torch.device:
 class EnvState:
     """Where the vector env stands between two rollouts."""
 
-    obs: torch.Tensor  # (N, obs_dim): the observation to act on next
+    obs: np.ndarray  # (N, obs_dim) float32: the observation to act on next
     resets_now: np.ndarray  # (N,) bool: next-step autoreset mode, sub-envs whose next step() only resets
     tracker: EpisodeTracker  # score and length of each sub-env's episode in progress
     next_step_reset: bool  # the env's autoreset mode is next-step (else same-step)
 
     @classmethod
-    def reset(cls, envs: gym.vector.VectorEnv, seed: int, device: torch.device) -> EnvState:
+    def reset(cls, envs: gym.vector.VectorEnv, seed: int) -> EnvState:
         obs, _ = envs.reset(seed=seed)
-        return cls(torch.as_tensor(obs, dtype=torch.float32, device=device), np.zeros(envs.num_envs, dtype=bool),
+        return cls(np.asarray(obs, dtype=np.float32), np.zeros(envs.num_envs, dtype=bool),
                    EpisodeTracker(envs.num_envs), envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP)
 
 
 @torch.inference_mode()
 def collect_rollout(
-    envs: gym.vector.VectorEnv, actor: Actor, critic: Critic, rollout: Rollout, state: EnvState,
-    generator: torch.Generator,
-) -> tuple[torch.Tensor, list[tuple[int, float, int]]]:
+    envs: gym.vector.VectorEnv, actor: Actor, rollout: Rollout, state: EnvState, generator: torch.Generator,
+) -> list[tuple[int, float, int]]:
     """Fill ``rollout`` with its T vector steps, acting from ``state`` (advanced in place).
 
-    Returns V of the observation after the rollout, shape (N,), and the episodes that ended in it
-    as ``(t, score, length)``, ``t`` being the rollout step that ended each.
+    Returns the episodes that ended in it as ``(t, score, length)``, ``t`` being the rollout step
+    that ended each. One actor forward pass per step for all envs; values come later, in one pass.
     """
-    device = rollout.obs.device
-    rollout.has_final_value.zero_()
+    device = next(actor.parameters()).device
+    # numpy views of the host-side rollout: env outputs go in without torch op overhead.
+    obs, rewards, terminated = rollout.obs.numpy(), rollout.rewards.numpy(), rollout.terminated.numpy()
+    ended, trainable = rollout.ended.numpy(), rollout.trainable.numpy()
+    rollout.has_final_obs.zero_()
     episodes = []
-    for t in range(rollout.obs.shape[0]):
-        rollout.obs[t] = state.obs
-        action_log_probs = actor(state.obs)
+    for t in range(obs.shape[0]):
+        obs[t] = state.obs
+        action_log_probs = actor(torch.from_numpy(obs[t]).to(device))
         action = sample_actions(action_log_probs, generator)
         rollout.actions[t] = action
         rollout.log_probs[t] = log_prob_of(action_log_probs, action)
-        rollout.values[t] = critic(state.obs)
 
         next_obs, reward, term, trunc, infos = envs.step(action.cpu().numpy())
         done = term | trunc
         counted = ~state.resets_now
-        rollout.rewards[t] = torch.from_numpy(reward)
-        rollout.terminated[t] = torch.from_numpy(term)
-        rollout.ended[t] = torch.from_numpy(done)
-        rollout.trainable[t] = torch.from_numpy(counted)
+        rewards[t], terminated[t], ended[t], trainable[t] = reward, term, done, counted
         if state.next_step_reset:
             state.resets_now = done
         elif trunc.any():
-            # Same-step reset: next_obs already starts the new episode; the truncated one's true last
-            # obs is in infos, and its value is what the truncated step bootstraps from.
+            # Same-step reset: next_obs already starts the new episode; the truncated one's true
+            # last obs is in infos, and it is what the truncated step bootstraps from.
             cut = np.flatnonzero(trunc & ~term)
             if cut.size:
-                final_obs = torch.as_tensor(np.stack(infos["final_obs"][cut]), dtype=torch.float32, device=device)
-                rollout.final_values[t, cut] = critic(final_obs)
-                rollout.has_final_value[t, cut] = True
-        state.obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
+                rollout.final_obs.numpy()[t, cut] = np.stack(infos["final_obs"][cut])
+                rollout.has_final_obs[t, cut] = True
+        state.obs = np.asarray(next_obs, dtype=np.float32)
         scores, lengths = state.tracker.update(reward, done, counted)
         episodes += [(t, score, length) for score, length in zip(scores.tolist(), lengths.tolist())]
-    return critic(state.obs), episodes
+    return episodes
+
+
+@torch.no_grad()
+def estimate_values(critic: Critic, rollout: Rollout, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """V(s_t) and V(s_{t+1}) for every step of a rollout already on the critic's device, (T, N) each,
+    in batched forward passes: the critic is the same for the whole rollout."""
+    values = critic(rollout.obs)
+    final_values = critic(rollout.final_obs) if rollout.has_final_obs.any() else None
+    return values, rollout.next_values(values, critic(next_obs), final_values)
 
 
 @torch.inference_mode()

@@ -82,20 +82,22 @@ def test_an_empty_index_gives_no_minibatches():
 
 
 def test_allocate_shapes_and_dtypes():
-    """Every field is (T, N, ...) zeros: obs float (T, N, obs_dim), actions long, flags for
-    trainable/has_final_value bool, the rest float32."""
+    """Every field is (T, N, ...) zeros on the host: obs and final_obs float (T, N, obs_dim), actions
+    long, trainable/has_final_obs bool, the rest float32."""
     T, N, D = 5, 3, 4
-    rollout = Rollout.allocate(T, N, D, "cpu")
-    assert rollout.obs.shape == (T, N, D) and rollout.obs.dtype == torch.float32
+    rollout = Rollout.allocate(T, N, D)
+    for name in ("obs", "final_obs"):
+        tensor = getattr(rollout, name)
+        assert tensor.shape == (T, N, D) and tensor.dtype == torch.float32, name
     assert rollout.actions.shape == (T, N) and rollout.actions.dtype == torch.long
-    for name in ("log_probs", "values", "rewards", "terminated", "ended", "final_values"):
+    for name in ("log_probs", "rewards", "terminated", "ended"):
         tensor = getattr(rollout, name)
         assert tensor.shape == (T, N) and tensor.dtype == torch.float32, name
-    for name in ("trainable", "has_final_value"):
+    for name in ("trainable", "has_final_obs"):
         tensor = getattr(rollout, name)
         assert tensor.shape == (T, N) and tensor.dtype == torch.bool, name
-    for name in ("obs", "actions", "log_probs", "values", "rewards", "terminated", "ended", "trainable",
-                 "final_values", "has_final_value"):
+    for name in ("obs", "actions", "log_probs", "rewards", "terminated", "ended", "trainable",
+                 "final_obs", "has_final_obs"):
         tensor = getattr(rollout, name)
         assert tensor.device.type == "cpu"
         assert not tensor.any(), name
@@ -103,28 +105,33 @@ def test_allocate_shapes_and_dtypes():
 
 def test_allocated_fields_do_not_share_memory():
     """Writing one field leaves the others untouched."""
-    rollout = Rollout.allocate(2, 2, 1, "cpu")
-    rollout.values.fill_(3.0)
-    assert not rollout.log_probs.any() and not rollout.rewards.any() and not rollout.final_values.any()
+    rollout = Rollout.allocate(2, 2, 1)
+    rollout.rewards.fill_(3.0)
+    assert not rollout.log_probs.any() and not rollout.terminated.any() and not rollout.final_obs.any()
+
+
+def test_to_the_same_device_shares_the_tensors():
+    """Moving a rollout to the device it is on copies nothing (the CPU training path)."""
+    rollout = Rollout.allocate(2, 2, 1)
+    moved = rollout.to("cpu")
+    assert moved.obs is rollout.obs and moved.has_final_obs is rollout.has_final_obs
 
 
 def test_next_values_is_the_values_shifted_by_one_with_last_values_at_the_end():
     """next_values[t] = values[t+1] for t < T-1, and next_values[T-1] = last_values."""
-    T, N = 4, 2
-    rollout = Rollout.allocate(T, N, 1, "cpu")
-    rollout.values.copy_(torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]]))
-    got = rollout.next_values(torch.tensor([5.0, 50.0]))
+    rollout = Rollout.allocate(4, 2, 1)
+    values = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])
+    got = rollout.next_values(values, torch.tensor([5.0, 50.0]), final_values=None)
     torch.testing.assert_close(got, torch.tensor([[2.0, 20.0], [3.0, 30.0], [4.0, 40.0], [5.0, 50.0]]))
 
 
-def test_next_values_takes_final_values_where_has_final_value():
-    """Where has_final_value is set (a same-step reset replaced the obs), next_values is final_values,
+def test_next_values_takes_final_values_where_has_final_obs():
+    """Where has_final_obs is set (a same-step reset replaced the obs), next_values is V(final obs),
     including at the last step; elsewhere the shifted values."""
-    T, N = 3, 2
-    rollout = Rollout.allocate(T, N, 1, "cpu")
-    rollout.values.copy_(torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]))
-    rollout.final_values.copy_(torch.tensor([[-1.0, -10.0], [-2.0, -20.0], [-3.0, -30.0]]))
-    rollout.has_final_value[0, 1] = True
-    rollout.has_final_value[2, 0] = True
-    got = rollout.next_values(torch.tensor([4.0, 40.0]))
+    rollout = Rollout.allocate(3, 2, 1)
+    values = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    final_values = torch.tensor([[-1.0, -10.0], [-2.0, -20.0], [-3.0, -30.0]])
+    rollout.has_final_obs[0, 1] = True
+    rollout.has_final_obs[2, 0] = True
+    got = rollout.next_values(values, torch.tensor([4.0, 40.0]), final_values)
     torch.testing.assert_close(got, torch.tensor([[2.0, -10.0], [3.0, 30.0], [-3.0, 40.0]]))

@@ -20,7 +20,7 @@ from ppo.buffer import Rollout
 from ppo.config import AgentConfig, Config, ConfigError, EnvConfig, NetworkConfig, TrainConfig
 from ppo.envs import make_envs
 from ppo.networks import Actor, Critic, log_prob_of
-from ppo.train import EnvState, collect_rollout, evaluate, train
+from ppo.train import EnvState, collect_rollout, estimate_values, evaluate, train
 
 CPU = torch.device("cpu")
 
@@ -35,7 +35,10 @@ class Setup:
     generator: torch.Generator
 
     def collect(self):
-        return collect_rollout(self.envs, self.actor, self.critic, self.rollout, self.state, self.generator)
+        """One rollout; returns its finished episodes and keeps the critic's values and next values."""
+        episodes = collect_rollout(self.envs, self.actor, self.rollout, self.state, self.generator)
+        self.values, self.next_values = estimate_values(self.critic, self.rollout, torch.from_numpy(self.state.obs))
+        return episodes
 
     def value(self, t: float) -> torch.Tensor:
         """V of the toy env's observation [t]."""
@@ -54,8 +57,8 @@ def make_setup():
         opened.append(envs)
         torch.manual_seed(0)
         net = NetworkConfig(hidden_sizes=[16], orthogonal_init=False)
-        setup = Setup(envs, Actor(1, 2, net), Critic(1, net), Rollout.allocate(n_steps, num_envs, 1, CPU),
-                      EnvState.reset(envs, 0, CPU), torch.Generator().manual_seed(0))
+        setup = Setup(envs, Actor(1, 2, net), Critic(1, net), Rollout.allocate(n_steps, num_envs, 1),
+                      EnvState.reset(envs, 0), torch.Generator().manual_seed(0))
         # The value checks below are only meaningful if the critic tells the observations apart.
         values = [setup.value(t).item() for t in range(6)]
         assert len(set(values)) == 6
@@ -103,37 +106,36 @@ def test_next_step_mode_stores_reset_steps_as_untrainable_with_zero_reward(make_
         assert column(r.rewards, n) == [1.0 if ok else 0.0 for ok in NEXT_TRAINABLE[n]]
         assert column(r.terminated, n) == NEXT_TERMINATED[n]
         assert column(r.ended, n) == NEXT_ENDED[n]
-    assert not r.has_final_value.any()
+    assert not r.has_final_obs.any()
 
 
 def test_next_step_mode_reports_true_episode_lengths_and_scores(make_setup):
     """The reset step is no part of an episode: lengths and scores are 3 and 4 (not 4 and 5), each
     reported at the rollout step that ended the episode."""
     s = make_setup(MIXED_ID, "next_step", num_envs=2, n_steps=10)
-    _, episodes = s.collect()
+    episodes = s.collect()
     assert episodes == [(2, 3.0, 3), (3, 4.0, 4), (6, 3.0, 3), (8, 4.0, 4)]
 
 
 def test_next_step_mode_truncated_step_bootstraps_from_the_true_final_obs(make_setup):
     """next_values at a truncated step is V(final obs [4]) (the obs stored at the reset step);
-    at the last step it is the returned last value, V(obs after the rollout)."""
+    at the last step it is V(obs after the rollout)."""
     s = make_setup(MIXED_ID, "next_step", num_envs=2, n_steps=10)
-    last_values, _ = s.collect()
-    next_values = s.rollout.next_values(last_values)
-    torch.testing.assert_close(next_values[3, 1], s.value(4))
-    torch.testing.assert_close(next_values[8, 1], s.value(4))
-    torch.testing.assert_close(last_values, torch.stack((s.value(2), s.value(0))))
-    torch.testing.assert_close(next_values[-1], last_values)
+    s.collect()
+    torch.testing.assert_close(s.next_values[3, 1], s.value(4))
+    torch.testing.assert_close(s.next_values[8, 1], s.value(4))
+    torch.testing.assert_close(s.next_values[-1], torch.stack((s.value(2), s.value(0))))
 
 
 def test_stored_values_and_log_probs_belong_to_the_stored_obs_and_actions(make_setup):
-    """values[t] = V(obs[t]) and log_probs[t] = log π(actions[t] | obs[t]); actions are valid."""
+    """values[t] = V(obs[t]) (one batched pass after the rollout) and log_probs[t] =
+    log π(actions[t] | obs[t]) (recorded while acting); actions are valid."""
     s = make_setup(MIXED_ID, "next_step", num_envs=2, n_steps=10)
     s.collect()
     r = s.rollout
     with torch.no_grad():
         obs = r.obs.view(-1, 1)
-        torch.testing.assert_close(r.values.view(-1), s.critic(obs))
+        torch.testing.assert_close(s.values.view(-1), s.critic(obs))
         torch.testing.assert_close(r.log_probs.view(-1), log_prob_of(s.actor(obs), r.actions.view(-1)))
     assert set(r.actions.view(-1).tolist()) <= {0, 1}
 
@@ -142,10 +144,10 @@ def test_next_step_mode_reset_step_carries_over_to_the_next_rollout(make_setup):
     """An episode ending on a rollout's last step makes the next rollout's first step the
     (untrainable, reward 0) reset step, and the final obs bootstraps the last step."""
     s = make_setup(TERMINATE_ID, "next_step", num_envs=1, n_steps=3)
-    last_values, episodes = s.collect()
+    episodes = s.collect()
     assert episodes == [(2, 3.0, 3)]
-    torch.testing.assert_close(last_values, s.value(3).unsqueeze(0))  # the terminal obs [3]
-    _, episodes = s.collect()
+    torch.testing.assert_close(s.next_values[-1], s.value(3).unsqueeze(0))  # the terminal obs [3]
+    episodes = s.collect()
     r = s.rollout
     assert column(r.obs[..., 0], 0) == [3, 0, 1]
     assert column(r.trainable, 0) == [False, True, True]
@@ -156,8 +158,8 @@ def test_next_step_mode_reset_step_carries_over_to_the_next_rollout(make_setup):
 def test_episode_statistics_span_rollouts(make_setup):
     """An episode started in one rollout and finished in the next is reported once, whole."""
     s = make_setup(TRUNCATE_ID, "next_step", num_envs=1, n_steps=3)
-    _, first = s.collect()
-    _, second = s.collect()
+    first = s.collect()
+    second = s.collect()
     assert first == []
     assert second == [(0, 4.0, 4)]
     assert column(s.rollout.ended, 0) == [1, 0, 0]
@@ -193,28 +195,25 @@ def test_same_step_mode_every_step_is_trainable(make_setup):
         assert column(r.ended, n) == SAME_ENDED[n]
 
 
-def test_same_step_mode_final_values_exactly_at_truncated_steps(make_setup):
-    """has_final_value is set exactly at truncated (not terminated) steps, with final_values =
-    V(true final obs [4]); next_values uses it there instead of the next stored obs's value."""
+def test_same_step_mode_final_obs_exactly_at_truncated_steps(make_setup):
+    """has_final_obs is set exactly at truncated (not terminated) steps, with final_obs = the true
+    final obs [4] from infos; next_values uses V(final obs) there instead of the next stored obs's."""
     s = make_setup(MIXED_ID, "same_step", num_envs=2, n_steps=10)
-    last_values, _ = s.collect()
+    s.collect()
     r = s.rollout
     expected = torch.zeros(10, 2, dtype=torch.bool)
     expected[3, 1] = expected[7, 1] = True
-    assert torch.equal(r.has_final_value, expected)
-    torch.testing.assert_close(r.final_values[3, 1], s.value(4))
-    torch.testing.assert_close(r.final_values[7, 1], s.value(4))
-    next_values = r.next_values(last_values)
-    torch.testing.assert_close(next_values[3, 1], s.value(4))
-    torch.testing.assert_close(next_values[7, 1], s.value(4))
-    torch.testing.assert_close(last_values, torch.stack((s.value(1), s.value(2))))
-    torch.testing.assert_close(next_values[-1], last_values)
+    assert torch.equal(r.has_final_obs, expected)
+    assert r.final_obs[3, 1].tolist() == [4.0] and r.final_obs[7, 1].tolist() == [4.0]
+    torch.testing.assert_close(s.next_values[3, 1], s.value(4))
+    torch.testing.assert_close(s.next_values[7, 1], s.value(4))
+    torch.testing.assert_close(s.next_values[-1], torch.stack((s.value(1), s.value(2))))
 
 
 def test_same_step_mode_reports_true_episode_lengths(make_setup):
     """same_step mode reports each episode at the step that ended it, with its true length."""
     s = make_setup(MIXED_ID, "same_step", num_envs=2, n_steps=10)
-    _, episodes = s.collect()
+    episodes = s.collect()
     assert episodes == [(2, 3.0, 3), (3, 4.0, 4), (5, 3.0, 3), (7, 4.0, 4), (8, 3.0, 3)]
 
 
@@ -225,17 +224,17 @@ def test_same_step_mode_terminated_and_truncated_together_has_no_final_value(mak
     r = s.rollout
     assert column(r.terminated, 0) == [0, 0, 0, 1, 0, 0]
     assert column(r.ended, 0) == [0, 0, 0, 1, 0, 0]
-    assert not r.has_final_value.any()
+    assert not r.has_final_obs.any()
 
 
-def test_same_step_mode_has_final_value_is_cleared_between_rollouts(make_setup):
+def test_same_step_mode_has_final_obs_is_cleared_between_rollouts(make_setup):
     """A truncation flag of one rollout does not survive into the next: rollouts of 3 steps over
     4-step episodes see the truncation at t = -, 0, 1, 2 in turn."""
     s = make_setup(TRUNCATE_ID, "same_step", num_envs=1, n_steps=3)
     seen = []
     for _ in range(4):
         s.collect()
-        seen.append(s.rollout.has_final_value[:, 0].tolist())
+        seen.append(s.rollout.has_final_obs[:, 0].tolist())
     assert seen == [[False, False, False], [True, False, False], [False, True, False], [False, False, True]]
 
 
