@@ -339,3 +339,28 @@ def test_float64_observation_env_is_either_rejected_up_front_or_trained_on(tmp_p
         return
     metrics = train(config, tmp_path)
     assert metrics["final_score"] == 3.0
+
+
+# ---------------------------------------------------------------------------------------------
+# gradient clipping
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 0.5, 1e6])
+def test_clip_grad_norm_matches_torch(max_norm):
+    """clip_grad_norm scales gradients exactly as torch.nn.utils.clip_grad_norm_ does, both when the
+    norm is above max_norm (scaled down) and below it (left alone)."""
+    from ppo.train import clip_grad_norm
+
+    import copy
+
+    torch.manual_seed(0)
+    net = Critic(3, NetworkConfig(hidden_sizes=[8, 8]))
+    nets = [net, copy.deepcopy(net)]
+    x = torch.randn(16, 3)
+    for net in nets:
+        net(x).pow(2).sum().backward()
+    clip_grad_norm(list(nets[0].parameters()), max_norm)
+    torch.nn.utils.clip_grad_norm_(nets[1].parameters(), max_norm)
+    for mine, reference in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(mine.grad, reference.grad)
