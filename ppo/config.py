@@ -35,11 +35,11 @@ class AgentConfig:
     ``n_steps * env.num_envs`` transitions."""
     batch_size: int = 256
     """Minibatch size: transitions per gradient step. Always the minibatch, never the rollout."""
-    n_epochs: int = 10
+    n_epochs: int = 8
     """Passes over the rollout per update; each pass reshuffles it into minibatches."""
-    lr: float = 1e-3
+    lr: float = 2.5e-3
     """Adam learning rate of both the actor and the critic."""
-    anneal_lr: bool = False
+    anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over ``train.total_timesteps``."""
     gamma: float = 0.98
     """Discount factor γ of future rewards."""
@@ -163,6 +163,8 @@ class TrainConfig:
     """Write a checkpoint every this many updates (and always at the end); 0: only at the end."""
     stop_when_solved: bool = False
     """End training as soon as the 100-episode mean score reaches ``env.solved_score``."""
+    max_episodes: Optional[int] = None
+    """End training after this many finished training episodes (the tutorial's "games"); null: no limit."""
     progress: bool = True
     """Show a progress line on stderr."""
 
@@ -170,6 +172,8 @@ class TrainConfig:
         _require(self.total_timesteps >= 1, "train.total_timesteps", self.total_timesteps, "an integer >= 1")
         _require(self.eval_episodes >= 0, "train.eval_episodes", self.eval_episodes, "an integer >= 0")
         _require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, "an integer >= 0")
+        _require(self.max_episodes is None or self.max_episodes >= 1, "train.max_episodes", self.max_episodes,
+                 "an integer >= 1, or null for no limit")
 
 
 @dataclass

@@ -60,6 +60,7 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
     num_updates = math.ceil(train_cfg.total_timesteps / rollout_size)
     gamma, gae_lambda, policy_clip = agent.gamma, agent.gae_lambda, agent.policy_clip
     critic_coef, entropy_coef, max_grad_norm = agent.critic_coef, agent.entropy_coef, agent.max_grad_norm
+    max_episodes = train_cfg.max_episodes
 
     rollout = Rollout.allocate(T, N, obs_dim)
 
@@ -67,7 +68,8 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
     writer.add_text("config", "```\n" + json.dumps(to_dict(config), indent=2) + "\n```")
     recent_scores: deque[float] = deque(maxlen=SCORE_WINDOW)
     threshold = solved_score(env_cfg)
-    best_mean_score = -math.inf
+    best_mean_score = best_score = -math.inf
+    episodes_done = 0
     steps_to_solve = seconds_to_solve = None
     progress = Progress(num_updates * rollout_size, enabled=train_cfg.progress)
     checkpoint_path = out_dir / CHECKPOINT_DIR / LAST
@@ -96,8 +98,10 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
             rollout_start_step = global_step
             episodes = collect_rollout(envs, actor, rollout, env_state, generator)
             global_step += rollout_size
-            for t, score, length in episodes:
+            for t, score, length in episodes[:max_episodes - episodes_done if max_episodes else None]:
                 step = rollout_start_step + (t + 1) * N
+                episodes_done += 1
+                best_score = max(best_score, score)
                 writer.add_scalar("episode/score", score, step)
                 writer.add_scalar("episode/length", length, step)
                 recent_scores.append(score)
@@ -106,7 +110,7 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
                     best_mean_score = max(best_mean_score, mean_score)
                     if steps_to_solve is None and threshold is not None and mean_score >= threshold:
                         steps_to_solve, seconds_to_solve = step, time.perf_counter() - start_time
-            if train_cfg.stop_when_solved and steps_to_solve is not None:
+            if (train_cfg.stop_when_solved and steps_to_solve is not None) or episodes_done == max_episodes:
                 break
 
             # ---- ADVANTAGES ----
@@ -191,6 +195,8 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
     metrics = {
         "final_score": final_score,
         "best_mean_score_100": best_mean_score if best_mean_score > -math.inf else None,
+        "best_score": best_score if best_score > -math.inf else None,
+        "episodes": episodes_done,
         "steps_to_solve": steps_to_solve,
         "seconds_to_solve": seconds_to_solve,
         "global_step": global_step,

@@ -319,6 +319,19 @@ def test_train_with_anneal_lr_decays_the_learning_rate_linearly(tmp_path):
     assert logged == pytest.approx([0.004, 0.003, 0.002, 0.001])
 
 
+def test_train_stops_after_max_episodes(tmp_path):
+    """train.max_episodes=5 on 3-step episodes (2 envs, 8-step rollouts): training stops after the
+    rollout in which the 5th episode ends, logs exactly 5 episodes, and reports them."""
+    config = toy_config(TERMINATE_ID, total=640, eval_episodes=0)
+    config.train.max_episodes = 5
+    metrics = train(config, tmp_path)
+    assert metrics["episodes"] == 5 and metrics["best_score"] == 3.0
+    assert len(read_scalars(tmp_path)["episode/score"]) == 5
+    # next-step mode: each env ends episodes at t = 2 and 6 of a rollout (resets at 3 and 7), so the
+    # first rollout of 8 x 2 steps ends 4 episodes and the second the 5th.
+    assert metrics["global_step"] == 32
+
+
 def test_train_survives_a_rollout_with_no_trainable_step(tmp_path):
     """n_steps=1 with one env in next_step mode: the rollout right after an episode end holds only
     the reset step, so nothing is trainable. Training must skip the update, not crash."""
