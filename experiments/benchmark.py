@@ -45,22 +45,28 @@ def _run_measured(command: list[str], metrics_file: Path) -> dict:
 
 def summarize(rows: list[dict]) -> str:
     """A Markdown table of the runs, with the median over seeds."""
-    lines = ["| seed | steps to solve | seconds to solve | steps/s | best 100-ep mean | peak RSS MB |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| seed | steps to solve | seconds to solve | steps/s | episodes | best score | best 100-ep mean "
+             "| peak RSS MB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
 
     def fmt(value, spec):
         return "not solved" if value is None else format(value, spec)
 
     for row in rows:
         lines.append(f"| {row['seed']} | {fmt(row['steps_to_solve'], ',')} | {fmt(row['seconds_to_solve'], '.1f')} "
-                     f"| {row['steps_per_second']:,.0f} | {fmt(row['best_mean_score_100'], '.1f')} "
+                     f"| {row['steps_per_second']:,.0f} | {row['episodes']} | {fmt(row['best_score'], '.0f')} "
+                     f"| {fmt(row['best_mean_score_100'], '.1f')} "
                      f"| {row['peak_rss_mb']:.0f} |")
     solved = [row for row in rows if row["steps_to_solve"] is not None]
-    if solved:
+    if len(solved) < len(rows):
+        lines.append(f"| median | {len(solved)}/{len(rows)} solved | "
+                     f"| {statistics.median(r['steps_per_second'] for r in rows):,.0f} | | | "
+                     f"| {statistics.median(r['peak_rss_mb'] for r in rows):.0f} |")
+    else:
         lines.append(
             f"| median | {statistics.median(r['steps_to_solve'] for r in solved):,.0f} "
             f"| {statistics.median(r['seconds_to_solve'] for r in solved):.1f} "
-            f"| {statistics.median(r['steps_per_second'] for r in rows):,.0f} | "
+            f"| {statistics.median(r['steps_per_second'] for r in rows):,.0f} | | | "
             f"| {statistics.median(r['peak_rss_mb'] for r in rows):.0f} |")
     return "\n".join(lines)
 

@@ -120,3 +120,16 @@ def test_cli_plus_experiment_runs(tmp_path):
                      "train.progress=false", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr
     assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").env.num_envs == 1
+
+
+def test_benchmark_command_prints_a_table_of_its_runs(tmp_path):
+    """experiments/benchmark.py runs the real CLI once per seed and prints a Markdown table with a
+    row per seed and a median row (a tiny budget: the runs do not solve the env)."""
+    script = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "benchmark.py")
+    result = subprocess.run([sys.executable, script, "--seeds", "1", "2", "--solve-only=false", "--",
+                             "train.total_timesteps=512"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[2:]] == ["1", "2", "median"]
+    assert "0/2 solved" in rows[-1]
