@@ -59,7 +59,7 @@ def test_checkpoint_records_progress(trained_run):
     """The last checkpoint holds both networks, both optimizers, the step and update counts."""
     config, run_dir, _ = trained_run
     state = load_checkpoint(run_dir)
-    assert {"actor", "critic", "actor_optimizer", "critic_optimizer", "config", "obs_dim", "n_actions"} <= set(state)
+    assert {"actor", "critic", "optimizer", "config", "obs_dim", "n_actions"} <= set(state)
     assert state["global_step"] == 512
     assert state["update"] == 2  # 512 / (32 * 8)
     assert (state["obs_dim"], state["n_actions"]) == (4, 2)

@@ -7,7 +7,7 @@ import pytest
 from conftest import make_config, read_scalars
 from ppo.train import train
 
-TIMING_KEYS = {"train_seconds", "steps_per_second", "seconds_to_solve"}
+TIMING_KEYS = {"train_seconds", "steps_per_second", "seconds_to_solve", "phase_seconds"}
 LOSS_TAGS = ["loss/actor", "loss/critic", "loss/total", "diagnostics/entropy", "diagnostics/approx_kl",
              "diagnostics/clip_fraction", "diagnostics/explained_variance", "episode/score", "episode/length",
              "eval/score"]

@@ -1,0 +1,102 @@
+"""Stable-Baselines3's PPO on a gymnasium env, measured like our runs: one process, one torch thread,
+time from the start of ``learn()``, and the env steps at which the mean score of 100 consecutive
+training episodes first reaches the solved score. Needs the ``bench`` extra (``pip install -e ".[bench]"``).
+
+    python experiments/sb3_ppo.py --seed 1 --out metrics.json                  # RL Zoo's CartPole-v1 settings
+    python experiments/sb3_ppo.py --seed 1 --total-timesteps 50000 --no-stop   # throughput only
+
+The defaults are RL Zoo's tuned hyperparameters for CartPole-v1 (rl-baselines3-zoo,
+hyperparams/ppo.yml): 8 envs, n_steps 32, batch 256, 20 epochs, λ 0.8, γ 0.98, entropy 0, learning
+rate and clip range decayed linearly from 1e-3 and 0.2; SB3's default MlpPolicy (separate 64x64 tanh
+actor and critic), max_grad_norm 0.5, vf_coef 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+
+
+def linear(start: float):
+    """SB3 schedules take the remaining progress, 1 -> 0."""
+    return lambda progress_remaining: progress_remaining * start
+
+
+class SolvedCallback(BaseCallback):
+    """Records each finished episode's score (from SB3's Monitor wrapper) and the step and time at
+    which the 100-episode mean first reaches ``threshold``; stops training there if ``stop``."""
+
+    def __init__(self, threshold: float, stop: bool):
+        super().__init__()
+        self.threshold, self.stop = threshold, stop
+        self.recent: deque[float] = deque(maxlen=100)
+        self.best_mean = self.best_score = -np.inf
+        self.episodes = 0
+        self.steps_to_solve = self.seconds_to_solve = None
+        self.start = time.perf_counter()
+
+    def _on_training_start(self) -> None:
+        self.start = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:
+                score = float(info["episode"]["r"])
+                self.episodes += 1
+                self.best_score = max(self.best_score, score)
+                self.recent.append(score)
+                if len(self.recent) == 100:
+                    mean = float(np.mean(self.recent))
+                    self.best_mean = max(self.best_mean, mean)
+                    if self.steps_to_solve is None and mean >= self.threshold:
+                        self.steps_to_solve = self.num_timesteps
+                        self.seconds_to_solve = time.perf_counter() - self.start
+        return not (self.stop and self.steps_to_solve is not None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--total-timesteps", type=int, default=100_000)
+    parser.add_argument("--threshold", type=float, default=475.0)
+    parser.add_argument("--no-stop", action="store_true", help="train the whole budget even once solved")
+    parser.add_argument("--out", type=Path, help="write the metrics here as JSON (else print them)")
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    envs = make_vec_env(args.env, n_envs=8, seed=args.seed)
+    model = PPO("MlpPolicy", envs, n_steps=32, batch_size=256, n_epochs=20, gae_lambda=0.8, gamma=0.98,
+                ent_coef=0.0, learning_rate=linear(1e-3), clip_range=linear(0.2), seed=args.seed,
+                device="cpu", verbose=0)
+    callback = SolvedCallback(args.threshold, stop=not args.no_stop)
+    start = time.perf_counter()
+    model.learn(total_timesteps=args.total_timesteps, callback=callback)
+    train_seconds = time.perf_counter() - start
+    metrics = {
+        "steps_to_solve": callback.steps_to_solve,
+        "seconds_to_solve": callback.seconds_to_solve,
+        "best_mean_score_100": callback.best_mean if callback.best_mean > -np.inf else None,
+        "best_score": callback.best_score if callback.best_score > -np.inf else None,
+        "episodes": callback.episodes,
+        "global_step": model.num_timesteps,
+        "train_seconds": train_seconds,
+        "steps_per_second": model.num_timesteps / train_seconds,
+    }
+    if args.out:
+        args.out.write_text(json.dumps(metrics, indent=2) + "\n")
+    else:
+        print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()
