@@ -377,3 +377,14 @@ def test_clip_grad_norm_matches_torch(max_norm):
     torch.nn.utils.clip_grad_norm_(nets[1].parameters(), max_norm)
     for mine, reference in zip(nets[0].parameters(), nets[1].parameters()):
         torch.testing.assert_close(mine.grad, reference.grad)
+
+
+def test_metrics_break_the_wall_time_down_by_phase(tmp_path):
+    """metrics.json holds the seconds spent per phase: collecting (of which stepping the env),
+    advantages, the update's forward, backward and optimizer parts, and logging."""
+    metrics = train(toy_config(TERMINATE_ID, total=64, eval_episodes=0), tmp_path)
+    phases = json.loads((tmp_path / "metrics.json").read_text())["phase_seconds"]
+    assert {"collect", "env_step", "advantages", "update_forward", "update_backward", "update_optimizer",
+            "log"} <= set(phases)
+    assert 0 < phases["env_step"] <= phases["collect"]
+    assert sum(v for k, v in phases.items() if k != "env_step") <= metrics["train_seconds"] + 1e-3
