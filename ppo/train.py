@@ -134,7 +134,8 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
             for _epoch in range(agent.n_epochs):
                 for batch in minibatches(train_index, agent.batch_size, generator):
                     with timer("update_forward"):
-                        batch_log_probs = actor(b_obs[batch])
+                        batch_obs = b_obs[batch]
+                        batch_log_probs = actor(batch_obs)
                         batch_advantages = b_advantages[batch]
                         if agent.normalize_advantages and batch.numel() > 1:
                             batch_advantages = ((batch_advantages - batch_advantages.mean())
@@ -143,7 +144,7 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
                             new_log_probs=log_prob_of(batch_log_probs, b_actions[batch]),
                             old_log_probs=b_log_probs[batch],
                             advantages=batch_advantages,
-                            new_values=critic(b_obs[batch]),
+                            new_values=critic(batch_obs),
                             returns=b_returns[batch],
                             entropy=entropy_of(batch_log_probs),
                             policy_clip=policy_clip,
