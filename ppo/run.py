@@ -93,8 +93,9 @@ def resumed_run(config: Config, hydra_dir: Path) -> tuple[Config, Path]:
 
     try:
         saved = to_config(load_checkpoint(run_dir)["config"])
-    except ConfigError as err:
-        raise ConfigError(f"resume={config.resume!r} is not allowed: {err}") from None
+    except ConfigError as err:  # "checkpoint='DIR/checkpoints/last.pt' is not allowed: no such file", say
+        reason = str(err).split(" is not allowed: ", 1)[-1]
+        raise ConfigError(f"resume={config.resume!r} is not allowed: checkpoints/last.pt: {reason}") from None
     given = [override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task]
     refused = [key for key in given if key not in RESUME_OVERRIDES]
     if refused:
