@@ -92,8 +92,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
     env_seed = config.seed
     if saved is not None:  # ---- RESUME: everything the loop carries between updates, as saved ----
         try:
-            restore_training_state(saved, str(checkpoint_path), config, obs_dim, n_actions,
-                                   actor, critic, actor_optimizer, critic_optimizer, generator)
+            restore_training_state(saved, str(checkpoint_path), config, obs_dim, n_actions, actor, critic,
+                                   {"actor_optimizer": actor_optimizer, "critic_optimizer": critic_optimizer},
+                                   generator)
         except ConfigError:
             envs.close()
             raise
@@ -277,11 +278,12 @@ RESUME_KEYS = ("recent_scores", "best_score", "best_mean_score", "episodes", "st
 
 
 def restore_training_state(saved: dict, source: str, config: Config, obs_dim: int, n_actions: int,
-                           actor: Actor, critic: Critic, actor_optimizer: torch.optim.Optimizer,
-                           critic_optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
-    """Load a checkpoint's networks, optimizers and RNG states into this run's, after checking that
-    it fits (env, network shape) and has work left: a finished run goes on only with a larger
-    ``train.total_timesteps``. Raises :class:`ConfigError` naming what does not fit."""
+                           actor: Actor, critic: Critic, optimizers: dict[str, torch.optim.Optimizer],
+                           generator: torch.Generator) -> None:
+    """Load a checkpoint's networks, optimizers (``optimizers``: checkpoint key -> optimizer) and RNG
+    states into this run's, after checking that it fits (env, network shape) and has work left: a
+    finished run goes on only with a larger ``train.total_timesteps``. Raises :class:`ConfigError`
+    naming what does not fit."""
     missing = [key for key in RESUME_KEYS if key not in saved]
     if missing:
         raise ConfigError(f"checkpoint={source!r} cannot be resumed: it lacks {', '.join(missing)} "
@@ -293,8 +295,8 @@ def restore_training_state(saved: dict, source: str, config: Config, obs_dim: in
     check_spaces(saved, obs_dim, n_actions, config.env.id, source)
     load_weights(actor, saved["actor"], "actor", source)
     load_weights(critic, saved["critic"], "critic", source)
-    actor_optimizer.load_state_dict(saved["actor_optimizer"])
-    critic_optimizer.load_state_dict(saved["critic_optimizer"])
+    for key, optimizer in optimizers.items():
+        optimizer.load_state_dict(saved[key])
     torch.set_rng_state(saved["torch_rng_state"])
     try:
         generator.set_state(saved["generator_state"])

@@ -276,12 +276,13 @@ def test_resume_restores_the_saved_state_exactly(tmp_path, monkeypatch):
     restore = ppo.train.restore_training_state
     checked = []
 
-    def restore_and_compare(saved, source, config, obs_dim, n_actions, actor, critic, actor_opt, critic_opt, gen):
-        restore(saved, source, config, obs_dim, n_actions, actor, critic, actor_opt, critic_opt, gen)
+    def restore_and_compare(saved, source, config, obs_dim, n_actions, actor, critic, optimizers, gen):
+        restore(saved, source, config, obs_dim, n_actions, actor, critic, optimizers, gen)
         for module, name in ((actor, "actor"), (critic, "critic")):
             for key, tensor in module.state_dict().items():
                 assert torch.equal(tensor, saved[name][key]), (name, key)
-        for optimizer, name in ((actor_opt, "actor_optimizer"), (critic_opt, "critic_optimizer")):
+        assert optimizers
+        for name, optimizer in optimizers.items():
             mine, theirs = optimizer.state_dict(), saved[name]
             assert mine["param_groups"] == theirs["param_groups"]
             for index, state in theirs["state"].items():
