@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ppo.config import Config, ConfigError, to_config
 from ppo.networks import Actor
@@ -26,21 +28,72 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
     """The state saved by :func:`save_checkpoint`. ``path`` is a checkpoint file or a run dir
     (then its ``checkpoints/last.pt``). Tensors, numbers and strings only: no pickled code runs."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_DIR / LAST
+    path = checkpoint_path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint={str(path)!r} is not allowed: no such file")
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise ConfigError(f"checkpoint={str(path)!r} is not allowed: not a readable checkpoint ({err})") from None
+        raise ConfigError(f"checkpoint={str(path)!r} is not allowed: not a readable checkpoint "
+                          f"({_load_error_reason(err)})") from None
 
 
-def load_policy(path: str | Path, device: str | torch.device = "cpu") -> tuple[Actor, Config]:
-    """The trained actor of a checkpoint (or run dir), in eval mode, and the run's config."""
+def _load_error_reason(err: Exception) -> str:
+    """torch's reason for refusing a file, in a few words: its weights-only errors run to a dozen lines
+    that suggest loading the file unsafely, which this project never does."""
+    if isinstance(err, EOFError):
+        return "empty or cut short"
+    text = str(err)
+    found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\. Please|\n\n|$)", text, re.S)
+    if found:
+        text = "refused by the weights-only loader: " + found.group(1)
+    return " ".join(text.split()) or type(err).__name__
+
+
+def checkpoint_path(path: str | Path) -> Path:
+    """The checkpoint file that ``path`` names: itself, or a run dir's ``checkpoints/last.pt``."""
+    path = Path(path)
+    return path / CHECKPOINT_DIR / LAST if path.is_dir() else path
+
+
+def load_policy(path: str | Path, device: str | torch.device = "cpu",
+                config: Config | None = None) -> tuple[Actor, Config]:
+    """The trained actor of a checkpoint (or run dir), in eval mode, and the run's config.
+
+    ``config`` (default: the one saved in the checkpoint) is the run the actor must fit: a checkpoint
+    of another env or network shape raises :class:`ConfigError` naming the mismatch."""
     state = load_checkpoint(path, device)
-    config = to_config(state["config"])
+    source = str(checkpoint_path(path))
+    config = config or to_config(state["config"])
+    saved_env = state["config"]["env"]["id"]
+    if saved_env != config.env.id:
+        raise ConfigError(f"checkpoint={source!r} does not fit this run: it was trained on {saved_env}, "
+                          f"the run's env.id is {config.env.id}")
     actor = Actor(state["obs_dim"], state["n_actions"], config.network).to(device)
-    actor.load_state_dict(state["actor"])
+    load_weights(actor, state["actor"], "actor", source)
     return actor.eval(), config
+
+
+def check_spaces(state: dict, obs_dim: int, n_actions: int, env_id: str, source: str) -> None:
+    """Raise :class:`ConfigError` unless the checkpoint was saved for ``obs_dim`` observations and
+    ``n_actions`` actions."""
+    if (state["obs_dim"], state["n_actions"]) != (obs_dim, n_actions):
+        raise ConfigError(
+            f"checkpoint={source!r} does not fit this run: it was saved for {state['obs_dim']} observations and "
+            f"{state['n_actions']} actions ({state['config']['env']['id']}), env.id={env_id!r} has {obs_dim} "
+            f"and {n_actions}")
+
+
+def load_weights(module: nn.Module, saved: dict, name: str, source: str) -> None:
+    """``module.load_state_dict(saved)`` after checking that every tensor is there with its shape:
+    a mismatch is a :class:`ConfigError` naming the tensor and both shapes, not a torch traceback."""
+    expected = module.state_dict()
+    if saved.keys() != expected.keys():
+        raise ConfigError(f"checkpoint={source!r} does not fit this network: its {name} has the tensors "
+                          f"{sorted(saved)}, this network.hidden_sizes needs {sorted(expected)}")
+    for key, tensor in expected.items():
+        if saved[key].shape != tensor.shape:
+            raise ConfigError(f"checkpoint={source!r} does not fit this network: {name} {key} has shape "
+                              f"{tuple(saved[key].shape)} in the checkpoint, {tuple(tensor.shape)} here "
+                              "(different network.hidden_sizes or env?)")
+    module.load_state_dict(saved)

@@ -9,7 +9,10 @@ express live in ``__post_init__``; they run when :func:`to_config` turns the com
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -19,6 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 
 class ConfigError(ValueError):
     """A config value outside what the trainer accepts; the message names the key."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or a parameter became NaN or infinite during training; the message names the update.
+
+    Not a :class:`ConfigError`: the config was valid, the optimization blew up. It lives here, beside
+    ConfigError, so that ``ppo.run`` can catch both without importing torch first."""
 
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:
@@ -61,15 +71,15 @@ class AgentConfig:
         _require(self.n_steps >= 1, "agent.n_steps", self.n_steps, "an integer >= 1")
         _require(self.batch_size >= 1, "agent.batch_size", self.batch_size, "an integer >= 1")
         _require(self.n_epochs >= 1, "agent.n_epochs", self.n_epochs, "an integer >= 1")
-        _require(self.lr > 0, "agent.lr", self.lr, "a number > 0")
+        _require(0 < self.lr < math.inf, "agent.lr", self.lr, "a finite number > 0")
         _require(0 < self.gamma <= 1, "agent.gamma", self.gamma, "a number in (0, 1]")
         _require(0 <= self.gae_lambda <= 1, "agent.gae_lambda", self.gae_lambda, "a number in [0, 1]")
         _require(0 < self.policy_clip < 1, "agent.policy_clip", self.policy_clip, "a number in (0, 1)")
-        _require(self.critic_coef >= 0, "agent.critic_coef", self.critic_coef, "a number >= 0")
-        _require(self.entropy_coef >= 0, "agent.entropy_coef", self.entropy_coef, "a number >= 0")
+        _require(0 <= self.critic_coef < math.inf, "agent.critic_coef", self.critic_coef, "a finite number >= 0")
+        _require(0 <= self.entropy_coef < math.inf, "agent.entropy_coef", self.entropy_coef, "a finite number >= 0")
         _require(
-            self.max_grad_norm is None or self.max_grad_norm > 0,
-            "agent.max_grad_norm", self.max_grad_norm, "a number > 0, or null for no clipping",
+            self.max_grad_norm is None or 0 < self.max_grad_norm < math.inf,
+            "agent.max_grad_norm", self.max_grad_norm, "a finite number > 0, or null for no clipping",
         )
 
 
@@ -187,8 +197,14 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 1
     """Seeds network init, action sampling, minibatch shuffles and the envs."""
+    resume: Optional[str] = None
+    """A run directory to continue from its ``checkpoints/last.pt`` (``python -m ppo.run resume=DIR``):
+    the run's own saved config is used, and training goes on in that directory. Only a larger
+    ``train.total_timesteps`` (and ``train.progress``) may be given with it. :func:`ppo.train.train`
+    ignores this key: it takes ``resume=True``."""
 
     def __post_init__(self) -> None:
+        _require(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
         _require(
             self.agent.batch_size <= self.rollout_size,
             "agent.batch_size", self.agent.batch_size,
@@ -206,8 +222,59 @@ def to_config(cfg: DictConfig) -> Config:
     """The composed Hydra config as validated dataclasses (raises :class:`ConfigError`)."""
     if not OmegaConf.is_config(cfg):
         cfg = OmegaConf.create(cfg)
+    # Hydra refuses a misspelt `agent.polcy_clip=0.1`, but `+agent.polcy_clip=0.1` adds the key, and
+    # merging into the schema would silently drop it: refuse any key the dataclasses do not have.
+    _check_keys(OmegaConf.to_container(cfg, resolve=False), Config, "")
     schema = OmegaConf.structured(Config)
     return OmegaConf.to_object(OmegaConf.merge(schema, cfg))
+
+
+def _check_keys(node: dict, cls: type, prefix: str) -> None:
+    fields = typing.get_type_hints(cls)
+    for key, value in node.items():
+        if key not in fields:
+            raise ConfigError(unknown_key_message(prefix + str(key)))
+        if dataclasses.is_dataclass(fields[key]) and isinstance(value, dict):
+            _check_keys(value, fields[key], f"{prefix}{key}.")
+
+
+def config_keys(cls: type = Config, prefix: str = "") -> dict[str, object]:
+    """Every key of the schema, full name -> its type: ``{"agent": AgentConfig, "agent.lr": float, ...}``."""
+    keys: dict[str, object] = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        keys[prefix + name] = hint
+        if dataclasses.is_dataclass(hint):
+            keys.update(config_keys(hint, f"{prefix}{name}."))
+    return keys
+
+
+def unknown_key_message(key: str) -> str:
+    """``agent.polcy_clip is not a config key; did you mean agent.policy_clip?``"""
+    keys = list(config_keys())
+    parent, _, leaf = key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == parent}
+    close = [siblings[name] for name in difflib.get_close_matches(leaf, list(siblings), n=3, cutoff=0.6)]
+    close = close or difflib.get_close_matches(key, keys, n=3, cutoff=0.8)
+    hint = f"did you mean {', '.join(close)}?" if close else "python -m ppo.run --cfg job lists them all"
+    return f"{key} is not a config key; {hint}"
+
+
+def expected_type(key: str) -> str | None:
+    """What the schema accepts at ``key`` in words (``an integer``, ``a number, or null``), or None
+    for a key the schema does not have."""
+    hint = config_keys().get(key)
+    if hint is None:
+        return None
+    optional = type(None) in typing.get_args(hint)
+    if optional:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if dataclasses.is_dataclass(hint):
+        words = f"the group of keys {key}.*, set one at a time (e.g. {key}.{dataclasses.fields(hint)[0].name}=...)"
+    elif typing.get_origin(hint) in (list, List):
+        words = "a list of integers, e.g. [64,64]"
+    else:
+        words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
+    return words + (", or null" if optional else "")
 
 
 def to_dict(config: Config) -> dict:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
+from gymnasium.vector.async_vector_env import _async_worker
 
 from ppo.config import ConfigError, EnvConfig
 
@@ -34,10 +37,22 @@ def make_envs(env: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorE
             raise ConfigError(f"env.autoreset_mode={env.autoreset_mode!r} is not allowed with the native "
                               f"vector env of {env.id}: it supports next_step only; use env.vectorization=sync")
     else:
+        vector_kwargs = {"autoreset_mode": autoreset_mode}
+        if vectorization == "async":
+            vector_kwargs["worker"] = _signal_immune_worker
         envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode=vectorization,
-                            vector_kwargs={"autoreset_mode": autoreset_mode})
+                            vector_kwargs=vector_kwargs)
     _check_spaces(envs, env.id)
     return envs
+
+
+def _signal_immune_worker(*args, **kwargs) -> None:
+    """Gymnasium's async env worker, deaf to SIGINT and SIGTERM: Ctrl-C reaches every process of the
+    terminal's group and a cluster's SIGTERM every process of the job, and a worker that died of it
+    would break the step in progress. The trainer stops between updates and closes its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _async_worker(*args, **kwargs)
 
 
 def _check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> None:

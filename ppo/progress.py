@@ -10,8 +10,9 @@ class Progress:
     """Redraws one line in a terminal (at most every ``interval`` s); elsewhere (logs, CI, sweeps)
     prints a plain line at each tenth of the budget."""
 
-    def __init__(self, total_steps: int, enabled: bool = True, interval: float = 0.25):
+    def __init__(self, total_steps: int, enabled: bool = True, interval: float = 0.25, start_step: int = 0):
         self.total_steps = total_steps
+        self.start_step = start_step  # a resumed run's steps so far: the rate counts only this process's
         self.enabled = enabled
         self.interval = interval
         self.interactive = sys.stderr.isatty()
@@ -43,7 +44,7 @@ class Progress:
     def _line(self, step: int, mean_score: float | None, now: float) -> str:
         fraction = min(step / self.total_steps, 1.0)
         filled = int(24 * fraction)
-        rate = step / max(now - self.start, 1e-9)
+        rate = (step - self.start_step) / max(now - self.start, 1e-9)
         score = "   n/a" if mean_score is None else f"{mean_score:6.1f}"
         return (f"[{'#' * filled}{'.' * (24 - filled)}] {fraction:4.0%} {step:>9,}/{self.total_steps:,} steps"
                 f" | {rate:7,.0f} steps/s | mean score (last 100) {score}")

@@ -3,6 +3,10 @@
 One iteration: COLLECT ``n_steps`` steps from ``num_envs`` envs into preallocated (T, N) tensors;
 ADVANTAGES by GAE, once; UPDATE the actor and critic for ``n_epochs`` passes over shuffled
 minibatches; LOG losses and diagnostics to TensorBoard. Then EVALUATE greedily and checkpoint.
+
+Reliability around the loop: ``resume=True`` continues from the run dir's last checkpoint; SIGINT
+and SIGTERM stop the run between two updates with a checkpoint; a NaN or infinite loss or
+parameter raises :class:`TrainingDiverged` and leaves the last good checkpoint in place.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -22,8 +28,8 @@ from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 
 from ppo.buffer import Rollout, minibatches
-from ppo.checkpoint import CHECKPOINT_DIR, LAST, save_checkpoint
-from ppo.config import Config, ConfigError, DeviceConfig, EnvConfig, to_dict
+from ppo.checkpoint import CHECKPOINT_DIR, LAST, check_spaces, load_checkpoint, load_weights, save_checkpoint
+from ppo.config import Config, ConfigError, DeviceConfig, EnvConfig, TrainingDiverged, to_dict
 from ppo.envs import EpisodeTracker, make_envs, solved_score
 from ppo.gae import compute_gae
 from ppo.loss import ppo_loss
@@ -34,13 +40,25 @@ from ppo.timing import PhaseTimer
 log = logging.getLogger(__name__)
 
 SCORE_WINDOW = 100  # episodes in the running mean that decides "solved" (gymnasium's convention)
+EVAL_SEED_OFFSET = 1_000_000  # the greedy evaluation's envs are seeded with seed + this
 
 
-def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
+def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str, float | None]:
     """Train PPO as ``config`` says, writing TensorBoard events, checkpoints and ``metrics.json``
-    into ``out_dir``. Returns the run's metrics; ``final_score`` is the greedy evaluation mean."""
+    into ``out_dir``. Returns the run's metrics; ``final_score`` is the greedy evaluation mean.
+
+    ``resume=True`` continues the run in ``out_dir`` from its ``checkpoints/last.pt``: networks,
+    optimizers, RNG states, step and update counters and episode statistics as saved, the envs reset
+    with a seed derived from the seed and the update (episodes in progress at the stop restart).
+
+    SIGINT or SIGTERM stops training after the update in progress, saves a checkpoint and returns
+    ``{"interrupted": "SIGINT" or "SIGTERM", "global_step": ..., "update": ...}`` with no evaluation.
+    A non-finite loss or parameter raises :class:`TrainingDiverged`; the last checkpoint stays good.
+    """
     out_dir = Path(out_dir)
     agent, env_cfg, train_cfg = config.agent, config.env, config.train
+    checkpoint_path = out_dir / CHECKPOINT_DIR / LAST
+    saved = load_checkpoint(checkpoint_path) if resume else None  # a missing or corrupt file: ConfigError
 
     # ---- SETUP ----
     device = select_device(config.device)
@@ -66,32 +84,62 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
 
     rollout = Rollout.allocate(T, N, obs_dim)
 
-    writer = SummaryWriter(str(out_dir))
-    writer.add_text("config", "```\n" + json.dumps(to_dict(config), indent=2) + "\n```")
     recent_scores: deque[float] = deque(maxlen=SCORE_WINDOW)
     threshold = solved_score(env_cfg)
     best_mean_score = best_score = -math.inf
     episodes_done = 0
     steps_to_solve = seconds_to_solve = None
-    progress = Progress(num_updates * rollout_size, enabled=train_cfg.progress)
-    checkpoint_path = out_dir / CHECKPOINT_DIR / LAST
+    global_step = start_update = 0
+    start_time = time.perf_counter()
+    env_seed = config.seed
+    if saved is not None:  # ---- RESUME: everything the loop carries between updates, as saved ----
+        try:
+            restore_training_state(saved, str(checkpoint_path), config, obs_dim, n_actions, actor, critic,
+                                   {"optimizer": optimizer}, generator)
+        except ConfigError:
+            envs.close()
+            raise
+        global_step, start_update = saved["global_step"], saved["update"]
+        recent_scores.extend(saved["recent_scores"])
+        best_score, best_mean_score, episodes_done = saved["best_score"], saved["best_mean_score"], saved["episodes"]
+        steps_to_solve, seconds_to_solve = saved["steps_to_solve"], saved["seconds_to_solve"]
+        start_time -= saved["train_seconds"]
+        env_seed = resumed_env_seed(config.seed, start_update)
+        log.info("Resuming %s at update %d of %d (env step %d)", out_dir, start_update, num_updates, global_step)
 
-    def checkpoint(update: int) -> None:
+    # A resumed run discards the events that the stopped one logged after its checkpoint (purge_step):
+    # TensorBoard then shows one point per step, without duplicates or gaps.
+    if saved is not None:
+        wait_for_a_later_event_file_name(out_dir)
+    writer = SummaryWriter(str(out_dir), purge_step=global_step + 1 if saved is not None else None)
+    if saved is None:
+        writer.add_text("config", "```\n" + json.dumps(to_dict(config), indent=2) + "\n```")
+    progress = Progress(num_updates * rollout_size, enabled=train_cfg.progress, start_step=global_step)
+    last_checkpoint = (start_update, global_step) if saved is not None else None
+
+    def checkpoint(update: int, finished: bool = False) -> None:
+        nonlocal last_checkpoint
+        writer.flush()  # every point up to the checkpoint is on disk: a resumed run starts right after it
         save_checkpoint(checkpoint_path, {
             "actor": actor.state_dict(), "critic": critic.state_dict(),
             "optimizer": optimizer.state_dict(),
             "global_step": global_step, "update": update, "config": to_dict(config),
             "obs_dim": obs_dim, "n_actions": n_actions,
             "torch_rng_state": torch.get_rng_state(), "generator_state": generator.get_state(),
+            # the rest of what resume needs to carry on as if never stopped
+            "recent_scores": list(recent_scores), "best_score": best_score, "best_mean_score": best_mean_score,
+            "episodes": episodes_done, "steps_to_solve": steps_to_solve, "seconds_to_solve": seconds_to_solve,
+            "train_seconds": time.perf_counter() - start_time, "finished": finished,
         })
+        last_checkpoint = (update, global_step)
 
-    global_step = 0
     timer = PhaseTimer()
-    start_time = time.perf_counter()
-    env_state = EnvState.reset(envs, config.seed)
-    update = 0
+    env_state = EnvState.reset(envs, env_seed)
+    update = start_update
+    interrupted = None  # the name of the signal that stopped the run early
+    stop = StopSignals()
     try:
-        for update in range(1, num_updates + 1):
+        for update in range(start_update + 1, num_updates + 1):
             if agent.anneal_lr:
                 lr = agent.lr * (1.0 - (update - 1) / num_updates)
                 for group in optimizer.param_groups:
@@ -164,6 +212,13 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
                                           loss.clip_fraction)).detach()
                     n_minibatch_steps += 1
 
+            # A NaN or infinite loss or parameter: stop before it is logged or checkpointed.
+            problem = non_finite(stats, actor, critic)
+            if problem:
+                writer.close()
+                raise TrainingDiverged(divergence_message(problem, update, global_step, last_checkpoint,
+                                                          checkpoint_path))
+
             # ---- LOG ----
             with timer("log"):
                 elapsed = time.perf_counter() - start_time
@@ -188,15 +243,25 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
             if train_cfg.checkpoint_every and update % train_cfg.checkpoint_every == 0:
                 with timer("checkpoint"):
                     checkpoint(update)
+            if stop.signal is not None and update < num_updates:
+                interrupted = stop.signal
+                break
     finally:
+        stop.restore()
         envs.close()
 
     train_seconds = time.perf_counter() - start_time
     progress.close(global_step, sum(recent_scores) / len(recent_scores) if recent_scores else None)
-    checkpoint(update)
+    checkpoint(update, finished=interrupted is None)
+    if interrupted is not None:
+        writer.close()
+        log.warning("%s: stopped at env step %d (update %d of %d), checkpoint saved. Resume with: "
+                    "python -m ppo.run resume=%s", interrupted, global_step, update, num_updates, out_dir)
+        return {"interrupted": interrupted, "global_step": global_step, "update": update}
 
     # ---- EVALUATE ----
-    eval_scores = evaluate(actor, env_cfg, train_cfg.eval_episodes, seed=config.seed + 1_000_000, device=device)
+    eval_scores = evaluate(actor, env_cfg, train_cfg.eval_episodes, seed=config.seed + EVAL_SEED_OFFSET,
+                           device=device)
     final_score = float(np.mean(eval_scores)) if len(eval_scores) else float("nan")
     if len(eval_scores):
         writer.add_scalar("eval/score", final_score, global_step)
@@ -218,6 +283,106 @@ def train(config: Config, out_dir: str | Path) -> dict[str, float | None]:
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+RESUME_KEYS = ("recent_scores", "best_score", "best_mean_score", "episodes", "steps_to_solve", "seconds_to_solve",
+               "train_seconds", "finished")
+
+
+def restore_training_state(saved: dict, source: str, config: Config, obs_dim: int, n_actions: int,
+                           actor: Actor, critic: Critic, optimizers: dict[str, torch.optim.Optimizer],
+                           generator: torch.Generator) -> None:
+    """Load a checkpoint's networks, optimizers (``optimizers``: checkpoint key -> optimizer) and RNG
+    states into this run's, after checking that it fits (env, network shape) and has work left: a
+    finished run goes on only with a larger ``train.total_timesteps``. Raises :class:`ConfigError`
+    naming what does not fit."""
+    missing = [key for key in RESUME_KEYS if key not in saved]
+    if missing:
+        raise ConfigError(f"checkpoint={source!r} cannot be resumed: it lacks {', '.join(missing)} "
+                          "(written by an older version of ppo)")
+    saved_budget = saved["config"]["train"]["total_timesteps"]
+    if saved["finished"] and config.train.total_timesteps <= saved_budget:
+        raise ConfigError(f"checkpoint={source!r} cannot be resumed: its run finished at env step "
+                          f"{saved['global_step']}; a train.total_timesteps larger than {saved_budget} trains it further")
+    check_spaces(saved, obs_dim, n_actions, config.env.id, source)
+    load_weights(actor, saved["actor"], "actor", source)
+    load_weights(critic, saved["critic"], "critic", source)
+    for key, optimizer in optimizers.items():
+        optimizer.load_state_dict(saved[key])
+    torch.set_rng_state(saved["torch_rng_state"])
+    try:
+        generator.set_state(saved["generator_state"])
+    except RuntimeError as err:
+        raise ConfigError(f"checkpoint={source!r} cannot be resumed on this device ({err})") from None
+
+
+def resumed_env_seed(seed: int, update: int) -> int:
+    """The seed that resets the envs when a run resumes after ``update`` updates: a function of the
+    run's seed and the update only, so that resuming from one checkpoint twice gives the same run.
+    (An env's state cannot be saved in general, so the episodes in progress at the stop restart.)"""
+    return int(np.random.SeedSequence([seed, update]).generate_state(1)[0])
+
+
+def wait_for_a_later_event_file_name(out_dir: Path) -> None:
+    """TensorBoard reads a dir's event files in name order, and a name starts with the second it was
+    made in, then the host, the process id and a counter, which sort as text: a file made in the same
+    second as the stopped run's could sort before it, and the purge would come too early. Wait
+    (at most a second, and only when resuming within the second the last file was made) so it can't."""
+    seconds = [int(path.name.split(".")[3]) for path in out_dir.glob("events.out.tfevents.*")
+               if path.name.split(".")[3].isdigit()]
+    while seconds and time.time() < max(seconds) + 1:
+        time.sleep(0.05)
+
+
+STAT_NAMES = ("loss/actor", "loss/critic", "loss/total", "diagnostics/entropy", "diagnostics/approx_kl",
+              "diagnostics/clip_fraction")  # the order of the UPDATE's stats
+
+
+def non_finite(stats: torch.Tensor, actor: Actor, critic: Critic) -> list[str]:
+    """What went NaN or infinite in the last update: names from :data:`STAT_NAMES` and networks whose
+    parameters are not all finite. One host sync for the whole check."""
+    params = [*actor.parameters(), *critic.parameters()]
+    n_actor = len(list(actor.parameters()))
+    finite = torch.isfinite(torch.cat((stats, torch.stack(torch._foreach_norm(params)))))
+    if bool(finite.all()):
+        return []
+    finite = finite.tolist()
+    stat_flags, param_flags = finite[:len(stats)], finite[len(stats):]
+    problem = [name for name, ok in zip(STAT_NAMES, stat_flags) if not ok]
+    problem += [f"{name} parameters" for name, flags in (("actor", param_flags[:n_actor]),
+                                                         ("critic", param_flags[n_actor:])) if not all(flags)]
+    return problem
+
+
+def divergence_message(problem: list[str], update: int, global_step: int, last_checkpoint: tuple[int, int] | None,
+                       checkpoint_path: Path) -> str:
+    kept = (f"the last good checkpoint is {checkpoint_path} (update {last_checkpoint[0]}, env step "
+            f"{last_checkpoint[1]})" if last_checkpoint else "no checkpoint was written before it")
+    return (f"training diverged at update {update} (env step {global_step}): {', '.join(problem)} not finite; "
+            f"{kept}. A smaller agent.lr, or agent.max_grad_norm, may help")
+
+
+class StopSignals:
+    """While installed, SIGINT (Ctrl-C) and SIGTERM (what a cluster sends on preemption) do not kill
+    the process: they set ``signal`` to the signal's name, and the loop stops after the update in
+    progress with a checkpoint. ``restore`` puts the previous handlers back. Installed in the main
+    thread only (Python allows signal handlers nowhere else); elsewhere ``signal`` stays None."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+
+    def _handle(self, signum: int, _frame) -> None:
+        self.signal = signal.Signals(signum).name  # no I/O here: the loop reports and saves
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
 
 
 def explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> float:

@@ -133,6 +133,10 @@ BAD_VALUES = [
     ("device.type=tpu", "device.type"),
     ("train.total_timesteps=0", "train.total_timesteps"),
     ("train.eval_episodes=-1", "train.eval_episodes"),
+    ("agent.lr=inf", "agent.lr"),
+    ("agent.critic_coef=inf", "agent.critic_coef"),
+    ("seed=-1", "seed"),
+    ("seed=4294967296", "seed"),
 ]
 
 
@@ -165,6 +169,31 @@ def test_misspelt_key_fails_in_compose(override):
     """The schema is strict: an unknown key fails while Hydra composes, before any work starts."""
     with pytest.raises(HydraException, match=override.split("=")[0].split(".")[-1]):
         compose_config([override])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+agent.polcy_clip=0.1", "agent.polcy_clip is not a config key; did you mean agent.policy_clip?"),
+    ("+foo=1", "foo is not a config key"),
+    ("+train.stop_when_slved=true", "did you mean train.stop_when_solved?"),
+])
+def test_added_unknown_key_is_refused_by_to_config(override, message):
+    """A ``+key=value`` override composes (Hydra lets it add keys), but to_config refuses a key the
+    schema does not have instead of silently dropping it, with the close match."""
+    with pytest.raises(ConfigError, match=message.replace("?", r"\?")):
+        to_config(compose_config([override]))
+
+
+def test_expected_type_describes_each_kind_of_key():
+    """The words the one-line messages use for what a key accepts."""
+    from ppo.config import expected_type
+
+    assert expected_type("agent.n_epochs") == "an integer"
+    assert expected_type("agent.lr") == "a number"
+    assert expected_type("agent.max_grad_norm") == "a number, or null"
+    assert expected_type("agent.anneal_lr") == "true or false"
+    assert expected_type("network.hidden_sizes") == "a list of integers, e.g. [64,64]"
+    assert expected_type("resume") == "a string, or null"
+    assert expected_type("agent.nope") is None
 
 
 @pytest.mark.parametrize("override", ["agent.n_steps=abc", "agent.lr=fast", "train.progress=maybe"])
