@@ -11,8 +11,8 @@ Writes into ``SWEEP_DIR`` (or ``--out``):
 * ``report.csv``: the same table, one column per number; ``runs.csv``: one row per run;
 * ``learning_curves.png``: the 100-episode mean score against env steps, one line per setting with a
   band of ± one std over its seeds, in small multiples over the swept values;
-* ``final_score.png``: the final score of every run against each swept key, with the mean ± std
-  over all runs at each value.
+* ``final_score.png``: the final score (and the best 100-episode mean) of every run against each
+  swept key, with the mean ± std over all runs at each value.
 
 Only finished runs enter the numbers and plots; failed runs are listed with their error, and runs
 without a result (still running, killed, or not started) with how far they got.
@@ -174,10 +174,11 @@ def group_settings(runs: Sequence[Run], keys: Sequence[str]) -> list[Setting]:
         setting = groups.setdefault(run.setting(keys), Setting({k: run.overrides.get(k) for k in keys}, []))
         setting.runs.append(run)
 
-    def rank(setting: Setting) -> tuple:
+    def rank(setting: Setting) -> tuple:  # best final score, then fastest to solve, then best 100-ep mean
         scores, solve_steps = setting.metric("final_score"), setting.metric("steps_to_solve")
-        return (-_mean(scores) if scores.size else math.inf,
-                _mean(solve_steps) if solve_steps.size else math.inf, setting.label())
+        best_means = setting.metric("best_mean_score_100")
+        return (-_mean(scores) if scores.size else math.inf, _mean(solve_steps) if solve_steps.size else math.inf,
+                -_mean(best_means) if best_means.size else math.inf, setting.label())
 
     return sorted(groups.values(), key=rank)
 
@@ -256,7 +257,7 @@ def markdown_report(sweep_dir: Path, runs: Sequence[Run], settings: Sequence[Set
             progress = f"last logged at env step {int(steps[-1]):,}" if steps.size else "no data yet"
             lines.append(f"- `{run.name}`: {progress}")
     for path, title in ((out_dir / "learning_curves.png", "Learning curves"),
-                        (out_dir / "final_score.png", "Final score against each swept key")):
+                        (out_dir / "final_score.png", "Results against each swept key")):
         if path in plotted:
             lines += ["", f"## {title}", "", f"![{title}]({path.name})"]
     return "\n".join(lines) + "\n"
@@ -362,54 +363,68 @@ def plot_learning_curves(settings: Sequence[Setting], keys: Sequence[str], path:
     return {path}
 
 
+SCATTER_METRICS = (("final_score", "final greedy score"), ("best_mean_score_100", "best 100-episode mean"))
+
+
 def plot_final_scores(settings: Sequence[Setting], keys: Sequence[str], path: Path) -> set[Path]:
-    """One panel per swept key: every finished run's final score at its value of the key (dots),
-    and the mean ± std over all runs with that value. Returns ``{path}`` if written."""
-    runs = [run for setting in settings for run in setting.finished if run.metrics.get("final_score") is not None]
-    if not runs or not keys:
+    """One panel per swept key and result (rows: the final greedy score, and the best 100-episode
+    mean, which still tells settings apart when every final score is the env's maximum): each
+    finished run at its value of the key (dots), and the mean ± std over all runs with that value.
+    Returns ``{path}`` if written."""
+    finished = [run for setting in settings for run in setting.finished]
+    rows = [(name, title) for name, title in SCATTER_METRICS if any(run.metrics.get(name) is not None
+                                                                    for run in finished)]
+    if not rows or not keys:
         return set()
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(len(rows), len(keys), figsize=(4.2 * len(keys), 3.0 * len(rows) + 0.5), squeeze=False,
+                             sharey="row")
     rng = np.random.default_rng(0)  # jitter, so that equal scores stay visible
-    for ax, key in zip(axes[0], keys):
-        values = [run.overrides.get(key) for run in runs]
-        scores = np.array([run.metrics["final_score"] for run in runs], dtype=float)
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        if numeric:
-            x = np.array(values, dtype=float)
-            if np.all(x > 0) and all(float(v).is_integer() for v in values) and x.max() / x.min() >= 4:
-                ax.set_xscale("log", base=2)
-            distinct = np.unique(x)
-        else:  # categories in order of appearance
-            names = list(dict.fromkeys(_format_value(v) for v in values))
-            x = np.array([names.index(_format_value(v)) for v in values], dtype=float)
-            distinct = np.arange(len(names))
-            ax.set_xticks(distinct, names)
-        # a search (no value tried twice, or many values): the scatter says it all
-        many = len(distinct) > 12 or len(distinct) == len(x)
-        spread = 0.0 if many or len(distinct) < 2 else 0.08 * np.min(np.diff(np.log2(distinct) if ax.get_xscale()
-                                                                           == "log" else distinct))
-        jitter = rng.uniform(-spread, spread, size=x.size)
-        x_plot = np.exp2(np.log2(x) + jitter) if ax.get_xscale() == "log" else x + jitter
-        ax.scatter(x_plot, scores, s=14, alpha=0.6, color="tab:blue", label="runs")
-        if not many:
-            means = [scores[x == value].mean() for value in distinct]
-            stds = [scores[x == value].std(ddof=1) if (x == value).sum() > 1 else 0.0 for value in distinct]
-            ax.errorbar(distinct, means, yerr=stds, color="black", marker="o", capsize=4, linewidth=1.4,
-                        label="mean ± std")
-        if numeric and ax.get_xscale() == "log":
-            ax.set_xticks(distinct, [_format_value(v) for v in distinct])
-        elif numeric and not many:
-            ax.set_xticks(distinct, [_format_value(v) for v in distinct])
-        ax.set_xlabel(key)
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("final greedy score")
+    for row, (name, title) in enumerate(rows):
+        runs = [run for run in finished if run.metrics.get(name) is not None]
+        scores = np.array([run.metrics[name] for run in runs], dtype=float)
+        for ax, key in zip(axes[row], keys):
+            _scatter_against(ax, [run.overrides.get(key) for run in runs], scores, rng)
+            ax.set_xlabel(key)
+            ax.grid(alpha=0.3)
+        axes[row, 0].set_ylabel(title)
     axes[0, 0].legend(loc="best", fontsize=8)
-    fig.suptitle("Final score against each swept key (all other keys and seeds pooled)")
+    fig.suptitle("Results against each swept key (all other keys and seeds pooled)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return {path}
+
+
+def _scatter_against(ax, values: list, scores: np.ndarray, rng: np.random.Generator) -> None:
+    """Dots of ``scores`` at ``values`` (numbers, on a log2 axis for powers such as batch sizes; or
+    categories), with the mean ± std per value unless no value was tried twice (a search)."""
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numeric:
+        x = np.array(values, dtype=float)
+        log_axis = bool(np.all(x > 0) and all(float(v).is_integer() for v in values) and x.max() / x.min() >= 4)
+        if log_axis:
+            ax.set_xscale("log", base=2)
+        distinct = np.unique(x)
+        tick_labels = [_format_value(int(v) if float(v).is_integer() and log_axis else v) for v in distinct]
+    else:  # categories in order of appearance
+        log_axis = False
+        tick_labels = list(dict.fromkeys(_format_value(v) for v in values))
+        x = np.array([tick_labels.index(_format_value(v)) for v in values], dtype=float)
+        distinct = np.arange(len(tick_labels))
+    many = len(distinct) > 12 or len(distinct) == len(x)
+    position = np.log2(x) if log_axis else x
+    spread = 0.0 if many or len(distinct) < 2 else 0.08 * np.min(np.diff(np.unique(position)))
+    jittered = position + rng.uniform(-spread, spread, size=x.size)
+    ax.scatter(np.exp2(jittered) if log_axis else jittered, scores, s=14, alpha=0.6, color="tab:blue", label="runs")
+    if not many:
+        means = [scores[x == value].mean() for value in distinct]
+        stds = [scores[x == value].std(ddof=1) if (x == value).sum() > 1 else 0.0 for value in distinct]
+        ax.errorbar(distinct, means, yerr=stds, color="black", marker="o", capsize=4, linewidth=1.4,
+                    label="mean ± std")
+        ax.set_xticks(distinct, tick_labels)
+    elif not numeric or log_axis:
+        ax.set_xticks(distinct, tick_labels)
 
 
 def _mean_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 200):
