@@ -310,7 +310,7 @@ def plot_learning_curves(settings: Sequence[Setting], keys: Sequence[str], path:
     plt = _pyplot()
     few_values = [key for key in keys if 2 <= len(_distinct(settings, key)) <= 6]
     full_grid = len(settings) == math.prod(len(_distinct(settings, key)) for key in keys)
-    facet_keys = [] if not full_grid else few_values[:2] if len(keys) >= 3 else few_values[:1] if len(keys) == 2 else []
+    facet_keys = [] if not full_grid else few_values[:2] if len(keys) >= 3 else few_values[:len(keys) - 1]
     line_keys = [key for key in keys if key not in facet_keys]
     row_values = _distinct(settings, facet_keys[0]) if len(facet_keys) == 2 else [None]
     col_values = _distinct(settings, facet_keys[-1]) if facet_keys else [None]
@@ -339,8 +339,9 @@ def plot_learning_curves(settings: Sequence[Setting], keys: Sequence[str], path:
             label = setting.label(line_keys)
             ax.plot(grid, mean, color=colors[label], label=label, linewidth=1.4)
             ax.fill_between(grid, mean - std, mean + std, color=colors[label], alpha=0.2, linewidth=0)
-        title = [f"{_short(key)}={_format_value(value)}" for key, value in zip(facet_keys, [row, col][-len(facet_keys):])]
-        ax.set_title(", ".join(title), fontsize=10)
+        facet_values = [row, col][-len(facet_keys):] if facet_keys else []
+        ax.set_title(", ".join(f"{_short(key)}={_format_value(value)}" for key, value in zip(facet_keys, facet_values)),
+                     fontsize=10)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)

@@ -27,7 +27,8 @@ require_modules("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_optu
 
 TINY = ["train.total_timesteps=1024", "train.eval_episodes=2", "train.progress=false"]
 # The budget overrides are the same for every run: leave them out of the run dirs' names.
-SHORT_NAMES = "hydra.job.config.override_dirname.exclude_keys=[train.total_timesteps,train.eval_episodes,train.progress]"
+SHORT_NAMES = ("hydra.job.config.override_dirname.exclude_keys="
+               "[train.total_timesteps,train.eval_episodes,train.progress]")
 CLIPS, BATCH_SIZES, SEEDS = (0.1, 0.3), (64, 128), (1, 2)
 RUN_NAMES = {f"agent.batch_size={b},agent.policy_clip={c},seed={s}" for c in CLIPS for b in BATCH_SIZES for s in SEEDS}
 LOSS_AND_SCORE_TAGS = {"loss/actor", "loss/critic", "loss/total", "episode/score", "episode/mean_score_100"}
