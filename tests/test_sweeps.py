@@ -292,7 +292,7 @@ def test_optuna_search_experiment_runs_two_trials(tmp_path):
     """+experiment=cartpole_search with 2 trials: two runs inside the search space, and the best
     trial in optimization_results.yaml is the run with the best final score."""
     sweep_dir = tmp_path / "search"
-    result = run_cli(tmp_path, "+experiment=cartpole_search", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
+    result = run_cli(tmp_path, "+experiment=cartpole_search", "hydra.sweeper.n_trials=2",
                      *TINY, f"hydra.sweep.dir={sweep_dir}", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     runs = run_dirs(sweep_dir)
