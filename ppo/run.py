@@ -1,14 +1,19 @@
 """``python -m ppo.run``: compose the config with Hydra, train, return the sweep metric.
 
-A thin shim around :func:`ppo.train.train`, which knows nothing of Hydra. Its exit status: 0 for a
-finished run, 2 for a config error (one line on stderr, no run dir left), 3 for a run whose
-training diverged (its last good checkpoint kept), 130 or 143 for a run stopped by SIGINT or SIGTERM
-(checkpoint saved; ``python -m ppo.run resume=<run dir>`` continues it).
+A thin shim around :func:`ppo.train.train`, which knows nothing of Hydra. Around it, each run
+records its hyperparameters and results for TensorBoard's HParams tab (:mod:`ppo.dashboard`), and
+in a sweep a run that raises is recorded and the sweep goes on (:mod:`ppo.sweep`).
+
+The exit status of a single run: 0 for a finished run, 2 for a config error (one line on stderr,
+no run dir left), 3 for a run whose training diverged (its last good checkpoint kept), 130 or 143
+for a run stopped by SIGINT or SIGTERM (checkpoint saved; ``python -m ppo.run resume=<run dir>``
+continues it). A sweep exits 1 at its end if any of its runs failed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -22,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ppo import hydra_errors
 from ppo.config import Config, ConfigError, TrainingDiverged, register_configs, to_config
+from ppo.sweep import clear_failure, record_failure
 
 log = logging.getLogger("ppo")
 
@@ -44,24 +50,54 @@ def register_experiments() -> None:
         store.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
 
 
+def local_cpu_count() -> int:
+    """CPU cores this process may run on (what joblib's ``n_jobs=-1`` uses, short of cgroup quotas)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 register_configs()
 register_experiments()
+# ${ppo.cpu_count:} in configs, e.g. the Optuna sweeper's batch of parallel trials.
+OmegaConf.register_new_resolver("ppo.cpu_count", local_cpu_count, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> float:
-    hydra_dir = run_dir = Path(HydraConfig.get().runtime.output_dir)
+def main(cfg: DictConfig) -> float | None:
+    """Train one run. Returns its final greedy score, the metric a sweeper optimizes; in a sweep,
+    a run that raises returns None instead and leaves ``failed.json`` (see :mod:`ppo.sweep`)."""
+    hydra_config = HydraConfig.get()
+    hydra_dir = run_dir = Path(hydra_config.runtime.output_dir)
+    in_sweep = hydra_config.mode == RunMode.MULTIRUN
+    if in_sweep:
+        clear_failure(run_dir)
+    overridden = [override.split("=", 1)[0].lstrip("+~") for override in hydra_config.overrides.task]
+    started = False
     try:
         config = to_config(cfg)
         resume = config.resume is not None
         if resume:
             config, run_dir = resumed_run(config, hydra_dir)
-        from ppo.train import train  # torch loads once the config is known to be valid
+        # torch, gymnasium and tensorboard load once the config is known to be valid
+        from ppo.dashboard import hparams_of, record_run_end, record_run_start
+        from ppo.train import train
 
+        if not resume:  # a resumed run recorded its start the first time
+            record_run_start(run_dir, hparams_of(cfg), overridden)
+        started = True
         metrics = train(config, run_dir, resume=resume)
-    except (ConfigError, TrainingDiverged) as err:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the launcher reports the failed job with its overrides
+    except Exception as err:
+        if in_sweep:  # one failed run must not stop the sweep: record it, let the sweeper go on
+            from ppo.dashboard import hparams_of, record_run_end, record_run_start
+
+            record_failure(run_dir, list(hydra_config.overrides.task), err)
+            if not started:
+                record_run_start(run_dir, hparams_of(cfg), overridden)
+            record_run_end(run_dir, None)
+            return None
+        if started and not isinstance(err, ConfigError):
+            record_run_end(run_dir, None)  # the HParams tab shows the run as failed
+        if not isinstance(err, (ConfigError, TrainingDiverged)):
+            raise
         if isinstance(err, ConfigError):
             _remove_if_empty_run(hydra_dir)
         print(f"error: {err}", file=sys.stderr)
@@ -72,6 +108,7 @@ def main(cfg: DictConfig) -> float:
         sys.exit(128 + signal.SIGINT)
     if "interrupted" in metrics:  # stopped by a signal with a checkpoint saved: a failing status
         sys.exit(128 + getattr(signal, metrics["interrupted"]))
+    record_run_end(run_dir, metrics)
     log.info("Final greedy score %.1f | logs: tensorboard --logdir %s | checkpoint: %s",
              metrics["final_score"], run_dir, run_dir / "checkpoints" / "last.pt")
     return metrics["final_score"]
@@ -128,9 +165,11 @@ def _move_log_files(old_dir: Path, new_dir: Path) -> None:
 
 def _remove_if_empty_run(run_dir: Path) -> None:
     """A run stopped by a config error leaves no directory that looks like a real run: drop the
-    dir Hydra made for it if it holds only Hydra's own files."""
+    dir Hydra made for it if it holds only Hydra's own files and the HParams record of its start
+    (an env found unfit only when built is a config error found after that record)."""
     hydra_files = {".hydra", "run.log", f"{HydraConfig.get().job.name}.log"}
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= hydra_files:
+    if run_dir.is_dir() and all(p.name in hydra_files or p.name.startswith("events.out.tfevents.")
+                                for p in run_dir.iterdir()):
         shutil.rmtree(run_dir)
         cwd = Path(HydraConfig.get().runtime.cwd)
         for parent in run_dir.parents:  # and outputs/<date>/, outputs/ if this run was all they held

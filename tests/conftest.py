@@ -1,7 +1,11 @@
-"""Shared fixtures: Hydra composition, tiny deterministic toy envs, and TensorBoard readers."""
+"""Shared fixtures: Hydra composition, tiny deterministic toy envs, the CLI, and TensorBoard readers."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -105,6 +109,27 @@ def tiny_cartpole_config() -> Config:
 
 
 # --------------------------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------------------------
+
+
+def run_cli(cwd, *args, module="ppo.run", timeout=120):
+    """Run ``python -m <module> <args>`` in ``cwd`` (not the checkout) and return the CompletedProcess."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def require_modules(*modules: str) -> None:
+    """Skip the calling test module when an optional extra is not installed, except in CI (which
+    installs ``.[dev,sweep,cluster]``), where a missing module is a failure."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"needs {', '.join(missing)}: pip install -e '.[sweep,cluster]'", allow_module_level=True)
+    assert not missing, f"CI installs the sweep and cluster extras, but {missing} are missing"
+
+
+# --------------------------------------------------------------------------------------------
 # TensorBoard
 # --------------------------------------------------------------------------------------------
 
@@ -117,3 +142,27 @@ def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     accumulator.Reload()
     return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
             for tag in accumulator.Tags()["scalars"]}
+
+
+def read_hparams(run_dir: str | Path) -> dict:
+    """The HParams plugin data in ``run_dir``'s event files: tag -> ``HParamsPluginData``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    accumulator = EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    return {tag: plugin_data_pb2.HParamsPluginData.FromString(content)
+            for tag, content in accumulator.PluginTagToContent("hparams").items()}
+
+
+def read_custom_scalars_layout(run_dir: str | Path):
+    """The custom-scalars ``Layout`` proto written into ``run_dir``, or None."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    if metadata.CONFIG_SUMMARY_TAG not in accumulator.Tags()["tensors"]:
+        return None
+    tensor = accumulator.Tensors(metadata.CONFIG_SUMMARY_TAG)[0].tensor_proto
+    return layout_pb2.Layout.FromString(tensor.string_val[0])

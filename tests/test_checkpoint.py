@@ -56,7 +56,7 @@ def test_loaded_actor_is_the_trained_one(trained_run):
 
 
 def test_checkpoint_records_progress(trained_run):
-    """The last checkpoint holds both networks, both optimizers, the step and update counts."""
+    """The last checkpoint holds both networks, the optimizer, the step and update counts."""
     config, run_dir, _ = trained_run
     state = load_checkpoint(run_dir)
     assert {"actor", "critic", "optimizer", "config", "obs_dim", "n_actions"} <= set(state)

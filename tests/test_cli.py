@@ -10,20 +10,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import read_scalars
+from conftest import read_scalars, run_cli
 
 EXPECTED_TAGS = {
     "loss/actor", "loss/critic", "loss/total", "episode/score", "episode/length", "eval/score",
     "diagnostics/entropy", "diagnostics/approx_kl", "diagnostics/clip_fraction",
     "diagnostics/explained_variance", "time/steps_per_second",
 }
-
-
-def run_cli(cwd, *overrides, timeout=120):
-    """Run the CLI in ``cwd`` (not the checkout) and return the CompletedProcess."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([sys.executable, "-m", "ppo.run", *overrides], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -269,7 +269,7 @@ def test_resume_after_a_crash_purges_the_points_logged_after_the_checkpoint(tmp_
 
 
 def test_resume_restores_the_saved_state_exactly(tmp_path, monkeypatch):
-    """Right after restoring, the networks, both optimizers (Adam moments and step counts), the
+    """Right after restoring, the networks, the optimizer (Adam moments and step counts of both parameter groups), the
     global torch RNG and the sampling generator equal what the checkpoint holds."""
     train(toy_config(total=32), tmp_path)
     saved = load_checkpoint(tmp_path)

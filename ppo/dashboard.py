@@ -1,0 +1,162 @@
+"""What a run adds to TensorBoard beyond the trainer's scalars: its HParams record and a layout for
+the custom-scalars dashboard made for PPO.
+
+``python -m ppo.run`` calls :func:`record_run_start` once the config is valid and
+:func:`record_run_end` when training returned or failed. Both write into the run directory itself,
+so TensorBoard lists exactly one run per run directory (``SummaryWriter.add_hparams`` would open a
+timestamped sub-run per call instead). The HParams plugin's three summaries are built from
+TensorBoard's own protos and go straight to the writer's file writer:
+
+* at the start: the custom-scalars layout, the HParams *experiment* (which hyperparameters and
+  which metrics there are) and the *session start* (this run's hyperparameters). A run in progress
+  shows in the HParams tab with status unknown.
+* at the end: one ``result/<name>`` scalar per metric of :func:`ppo.train.train` that has a value,
+  and the *session end*: success, or failure for a run that raised.
+
+Every run declares the same hyperparameters and the same metrics, because TensorBoard takes the
+experiment of whichever run it reads first for the whole directory. A metric without a value
+(``steps_to_solve`` of a run that never reached the solved score) is declared but not written:
+its cell in the HParams table stays empty instead of showing a made-up number.
+
+Each call writes a new event file, so a TensorBoard that is already watching the directory picks
+it up: TensorBoard follows the newest event file of a run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from torch.utils.tensorboard import SummaryWriter
+
+RESULT_METRICS = {
+    "final_score": "mean greedy evaluation score after training (what a sweeper optimizes)",
+    "best_mean_score_100": "best mean score of 100 consecutive training episodes",
+    "steps_to_solve": "env steps until the 100-episode mean first reached env.solved_score",
+    "seconds_to_solve": "wall seconds until the 100-episode mean first reached env.solved_score",
+    "train_seconds": "wall seconds of training, without the evaluation",
+    "steps_per_second": "env steps per wall second of training",
+}
+"""Metrics of :func:`ppo.train.train` that each run records for the HParams tab, as ``result/<name>``."""
+
+RESULT_PREFIX = "result/"
+
+NOT_HPARAMS = ("device.", "train.progress", "train.checkpoint_every")
+"""Config keys (prefixes) left out of the HParams record: they change how a run is carried out,
+not what it learns."""
+
+# Tag regexes per chart, in the custom-scalars plugin's format: {category: {chart: [kind, tags]}}.
+LAYOUT = {
+    "Losses": {
+        "actor (clipped surrogate)": ["Multiline", [r"^loss/actor$"]],
+        "critic (MSE to the returns)": ["Multiline", [r"^loss/critic$"]],
+        "total": ["Multiline", [r"^loss/total$"]],
+    },
+    "Score": {
+        "episode score and its 100-episode mean": ["Multiline", [r"^episode/score$", r"^episode/mean_score_100$"]],
+        "greedy evaluation": ["Multiline", [r"^eval/score$"]],
+        "episode length": ["Multiline", [r"^episode/length$"]],
+    },
+    "Policy update": {
+        "approx KL(old ‖ new)": ["Multiline", [r"^diagnostics/approx_kl$"]],
+        "clip fraction": ["Multiline", [r"^diagnostics/clip_fraction$"]],
+        "entropy": ["Multiline", [r"^diagnostics/entropy$"]],
+    },
+    "Critic and schedule": {
+        "explained variance": ["Multiline", [r"^diagnostics/explained_variance$"]],
+        "learning rate": ["Multiline", [r"^diagnostics/learning_rate$"]],
+        "env steps per second": ["Multiline", [r"^time/steps_per_second$"]],
+    },
+}
+
+
+def hparams_of(cfg: DictConfig | Mapping) -> dict[str, float | int | str]:
+    """The run's hyperparameters for the HParams tab: the composed config flattened to dotted keys
+    (``agent.policy_clip``), less :data:`NOT_HPARAMS`. TensorBoard takes numbers and strings only:
+    booleans become ``"true"``/``"false"``, ``None`` becomes ``"null"`` (so every run declares the
+    same keys) and lists their text, e.g. ``"[64, 64]"``."""
+    container = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    return {key: _hparam_value(value) for key, value in flatten(container).items()
+            if not key.startswith(NOT_HPARAMS)}
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict:
+    """``{"agent": {"lr": 1e-3}}`` -> ``{"agent.lr": 1e-3}``; lists stay values."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _hparam_value(value) -> float | int | str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float, str)):
+        return value
+    return str(value)
+
+
+def record_run_start(run_dir: str | Path, hparams: Mapping[str, float | int | str],
+                     overridden: Iterable[str] = ()) -> None:
+    """Write the custom-scalars layout, the HParams experiment and this run's session start.
+
+    ``overridden``: the keys the command line set (``agent.policy_clip``, or a group such as ``env``);
+    their hyperparameters are marked as the ones that differ, which TensorBoard lists first."""
+    overridden = tuple(overridden)
+    experiment = api_pb2.Experiment(
+        hparam_infos=[api_pb2.HParamInfo(name=name, type=_data_type(value),
+                                         differs=any(name == key or name.startswith(key + ".") for key in overridden))
+                      for name, value in hparams.items()],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=RESULT_PREFIX + name), description=description)
+                      for name, description in RESULT_METRICS.items()],
+    )
+    session_start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for name, value in hparams.items():
+        if isinstance(value, str):
+            session_start.hparams[name].string_value = value
+        else:
+            session_start.hparams[name].number_value = value
+    writer = SummaryWriter(str(run_dir))
+    try:
+        writer.add_custom_scalars(LAYOUT)
+        writer.file_writer.add_summary(_hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment))
+        writer.file_writer.add_summary(_hparams_summary(metadata.SESSION_START_INFO_TAG,
+                                                        session_start_info=session_start))
+    finally:
+        writer.close()
+
+
+def record_run_end(run_dir: str | Path, metrics: Mapping[str, float | None] | None) -> None:
+    """Write the ``result/*`` scalars of ``metrics`` (at its ``global_step``) and the session end:
+    success, or failure when ``metrics`` is None (the run raised)."""
+    writer = SummaryWriter(str(run_dir))
+    try:
+        step = int(metrics.get("global_step") or 0) if metrics else 0
+        for name in RESULT_METRICS:
+            value = metrics.get(name) if metrics else None
+            if value is not None:
+                writer.add_scalar(RESULT_PREFIX + name, value, step)
+        end = plugin_data_pb2.SessionEndInfo(
+            status=api_pb2.STATUS_SUCCESS if metrics is not None else api_pb2.STATUS_FAILURE, end_time_secs=time.time())
+        writer.file_writer.add_summary(_hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end), step)
+    finally:
+        writer.close()
+
+
+def _data_type(value: float | int | str) -> int:
+    return api_pb2.DATA_TYPE_STRING if isinstance(value, str) else api_pb2.DATA_TYPE_FLOAT64
+
+
+def _hparams_summary(tag: str, **plugin_data) -> Summary:
+    """A summary of the HParams plugin: ``plugin_data`` is one field of ``HParamsPluginData``."""
+    content = plugin_data_pb2.HParamsPluginData(**plugin_data)
+    return Summary(value=[Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content))])
