@@ -70,7 +70,7 @@ def main(cfg: DictConfig) -> float | None:
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
     if in_sweep:
         clear_failure(run_dir)
-    overridden = [override.split("=", 1)[0].lstrip("+~") for override in hydra_config.overrides.task]
+    overridden = overridden_keys()
     started = False
     try:
         config = to_config(cfg)
@@ -114,6 +114,11 @@ def main(cfg: DictConfig) -> float | None:
     return metrics["final_score"]
 
 
+def overridden_keys() -> list[str]:
+    """The config keys this command line overrides (``+agent.x=1`` and ``~agent.x`` give ``agent.x``)."""
+    return [override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task]
+
+
 RESUME_OVERRIDES = ("resume", "train.total_timesteps", "train.progress")
 
 
@@ -133,7 +138,7 @@ def resumed_run(config: Config, hydra_dir: Path) -> tuple[Config, Path]:
     except ConfigError as err:  # "checkpoint='DIR/checkpoints/last.pt' is not allowed: no such file", say
         reason = str(err).split(" is not allowed: ", 1)[-1]
         raise ConfigError(f"resume={config.resume!r} is not allowed: checkpoints/last.pt: {reason}") from None
-    given = [override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task]
+    given = overridden_keys()
     refused = [key for key in given if key not in RESUME_OVERRIDES]
     if refused:
         raise ConfigError(f"resume={config.resume!r} is not allowed with {', '.join(refused)}: a resumed run keeps "

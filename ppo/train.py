@@ -209,11 +209,11 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
                             clip_grad_norm(critic_params, max_grad_norm)
                         optimizer.step()
                     stats += torch.stack((loss.actor, loss.critic, total, loss.entropy, loss.approx_kl,
-                                          loss.clip_fraction)).detach()
+                                          loss.clip_fraction)).detach()  # in the order of STAT_NAMES
                     n_minibatch_steps += 1
 
             # A NaN or infinite loss or parameter: stop before it is logged or checkpointed.
-            problem = non_finite(stats, actor, critic)
+            problem = non_finite(stats, actor_params, critic_params)
             if problem:
                 writer.close()
                 raise TrainingDiverged(divergence_message(problem, update, global_step, last_checkpoint,
@@ -225,15 +225,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
                 scalars = {"time/steps_per_second": global_step / elapsed,
                            "diagnostics/learning_rate": optimizer.param_groups[0]["lr"]}
                 if n_minibatch_steps:  # zero only when every step of the rollout was a reset step
-                    actor_loss, critic_loss, total_loss, entropy, approx_kl, clip_fraction = (
-                        stats / n_minibatch_steps).tolist()
-                    scalars.update({
-                        "loss/actor": actor_loss, "loss/critic": critic_loss, "loss/total": total_loss,
-                        "diagnostics/entropy": entropy, "diagnostics/approx_kl": approx_kl,
-                        "diagnostics/clip_fraction": clip_fraction,
-                        "diagnostics/explained_variance": explained_variance(
-                            values.view(-1)[train_index], b_returns[train_index]),
-                    })
+                    scalars.update(zip(STAT_NAMES, (stats / n_minibatch_steps).tolist()))
+                    scalars["diagnostics/explained_variance"] = explained_variance(
+                        values.view(-1)[train_index], b_returns[train_index])
                 for tag, value in scalars.items():
                     writer.add_scalar(tag, value, global_step)
                 mean_recent = sum(recent_scores) / len(recent_scores) if recent_scores else None
@@ -338,12 +332,12 @@ STAT_NAMES = ("loss/actor", "loss/critic", "loss/total", "diagnostics/entropy", 
               "diagnostics/clip_fraction")  # the order of the UPDATE's stats
 
 
-def non_finite(stats: torch.Tensor, actor: Actor, critic: Critic) -> list[str]:
+def non_finite(stats: torch.Tensor, actor_params: list[torch.nn.Parameter],
+               critic_params: list[torch.nn.Parameter]) -> list[str]:
     """What went NaN or infinite in the last update: names from :data:`STAT_NAMES` and networks whose
     parameters are not all finite. One host sync for the whole check."""
-    params = [*actor.parameters(), *critic.parameters()]
-    n_actor = len(list(actor.parameters()))
-    finite = torch.isfinite(torch.cat((stats, torch.stack(torch._foreach_norm(params)))))
+    n_actor = len(actor_params)
+    finite = torch.isfinite(torch.cat((stats, torch.stack(torch._foreach_norm(actor_params + critic_params)))))
     if bool(finite.all()):
         return []
     finite = finite.tolist()
