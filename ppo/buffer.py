@@ -18,7 +18,7 @@ class Rollout:
     """
 
     obs: torch.Tensor  # (T, N, obs_dim) float: s_t
-    actions: torch.Tensor  # (T, N) long: a_t
+    actions: torch.Tensor  # (T, N) long for discrete actions, (T, N, action_dim) float for Box: a_t
     log_probs: torch.Tensor  # (T, N) float: log π_old(a_t|s_t)
     rewards: torch.Tensor  # (T, N) float: r_t
     terminated: torch.Tensor  # (T, N) float 0/1: s_{t+1} is terminal, V(s_{t+1}) = 0
@@ -29,12 +29,15 @@ class Rollout:
     has_final_obs: torch.Tensor  # (T, N) bool:  an episode truncated at t, to bootstrap from
 
     @classmethod
-    def allocate(cls, n_steps: int, num_envs: int, obs_dim: int) -> Rollout:
+    def allocate(cls, n_steps: int, num_envs: int, obs_dim: int, action_shape: tuple[int, ...] = (),
+                 action_dtype: torch.dtype = torch.long) -> Rollout:
+        """Zeroed storage; ``action_shape`` and ``action_dtype`` are the actor's (one index per env
+        for discrete actions, a float vector for Box actions)."""
         def zeros(*trailing: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros((n_steps, num_envs, *trailing), dtype=dtype)
 
         return cls(
-            obs=zeros(obs_dim), actions=zeros(dtype=torch.long), log_probs=zeros(), rewards=zeros(),
+            obs=zeros(obs_dim), actions=zeros(*action_shape, dtype=action_dtype), log_probs=zeros(), rewards=zeros(),
             terminated=zeros(), ended=zeros(), trainable=zeros(dtype=torch.bool),
             final_obs=zeros(obs_dim), has_final_obs=zeros(dtype=torch.bool),
         )

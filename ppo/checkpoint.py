@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ppo.config import Config, ConfigError, to_config
-from ppo.networks import Actor
+from ppo.networks import Policy, describe_action_space, make_actor
+from ppo.normalize import Normalizer
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
@@ -57,8 +58,9 @@ def checkpoint_path(path: str | Path) -> Path:
 
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu",
-                config: Config | None = None) -> tuple[Actor, Config]:
-    """The trained actor of a checkpoint (or run dir), in eval mode, and the run's config.
+                config: Config | None = None) -> tuple[Policy, Config]:
+    """The trained policy of a checkpoint (or run dir): its actor in eval mode with the observation
+    statistics it was trained with; and the run's config.
 
     ``config`` (default: the one saved in the checkpoint) is the run the actor must fit: a checkpoint
     of another env or network shape raises :class:`ConfigError` naming the mismatch."""
@@ -69,19 +71,31 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu",
     if saved_env != config.env.id:
         raise ConfigError(f"checkpoint={source!r} does not fit this run: it was trained on {saved_env}, "
                           f"the run's env.id is {config.env.id}")
-    actor = Actor(state["obs_dim"], state["n_actions"], config.network).to(device)
+    actor = make_actor(state["obs_dim"], saved_action_spec(state), config.network).to(device)
     load_weights(actor, state["actor"], "actor", source)
-    return actor.eval(), config
+    normalizer = Normalizer(config.env, state["obs_dim"], num_envs=1, gamma=config.agent.gamma)
+    if config.env.normalize_observations and "observations" not in state.get("normalizer", {}):
+        raise ConfigError(f"checkpoint={source!r} does not fit this run: env.normalize_observations is true "
+                          "but the checkpoint holds no observation statistics")
+    normalizer.load_state_dict(state.get("normalizer", {}))
+    return Policy(actor.eval(), normalizer), config
 
 
-def check_spaces(state: dict, obs_dim: int, n_actions: int, env_id: str, source: str) -> None:
+def saved_action_spec(state: dict) -> dict:
+    """The action space a checkpoint was saved for (see :func:`ppo.networks.action_space_spec`);
+    checkpoints older than continuous actions held a Discrete space's size as ``n_actions``."""
+    return state["action_space"] if "action_space" in state else {"n": state["n_actions"]}
+
+
+def check_spaces(state: dict, obs_dim: int, action_spec: dict, env_id: str, source: str) -> None:
     """Raise :class:`ConfigError` unless the checkpoint was saved for ``obs_dim`` observations and
-    ``n_actions`` actions."""
-    if (state["obs_dim"], state["n_actions"]) != (obs_dim, n_actions):
+    the action space ``action_spec``."""
+    saved_spec = saved_action_spec(state)
+    if (state["obs_dim"], saved_spec) != (obs_dim, action_spec):
         raise ConfigError(
             f"checkpoint={source!r} does not fit this run: it was saved for {state['obs_dim']} observations and "
-            f"{state['n_actions']} actions ({state['config']['env']['id']}), env.id={env_id!r} has {obs_dim} "
-            f"and {n_actions}")
+            f"{describe_action_space(saved_spec)} actions ({state['config']['env']['id']}), env.id={env_id!r} "
+            f"has {obs_dim} and {describe_action_space(action_spec)}")
 
 
 def load_weights(module: nn.Module, saved: dict, name: str, source: str) -> None:

@@ -98,6 +98,9 @@ class NetworkConfig:
     orthogonal_init: bool = True
     """Orthogonal weight init (gain √2, policy head 0.01, value head 1), as in SB3 and CleanRL;
     false keeps torch's default init."""
+    log_std_init: float = 0.0
+    """Continuous (Box) actions only: the initial log standard deviation of the Gaussian policy,
+    which is learned but does not depend on the state. 0 starts at std 1, as SB3 and CleanRL do."""
 
     def __post_init__(self) -> None:
         _require(
@@ -105,6 +108,7 @@ class NetworkConfig:
             "network.hidden_sizes", list(self.hidden_sizes), "a non-empty list of integers >= 1",
         )
         _require(self.activation in ACTIVATIONS, "network.activation", self.activation, f"one of {ACTIVATIONS}")
+        _require(math.isfinite(self.log_std_init), "network.log_std_init", self.log_std_init, "a finite number")
 
 
 VECTORIZATION_MODES = ("auto", "vector_entry_point", "sync", "async")
@@ -129,6 +133,17 @@ class EnvConfig:
     solved_score: Optional[float] = None
     """Mean score over 100 consecutive training episodes that counts as solving the env;
     null takes gymnasium's ``reward_threshold`` for the id (475 for CartPole-v1), if it has one."""
+    normalize_observations: bool = False
+    """Standardize observations by a running mean and std over everything seen in training, then clip
+    them to ±``clip_observations`` (SB3's VecNormalize). The statistics are saved in checkpoints and
+    used, frozen, at evaluation. Helps envs whose observations differ in scale, such as MountainCar."""
+    clip_observations: float = 10.0
+    """Bound of the normalized observations (used when ``normalize_observations``)."""
+    normalize_rewards: bool = False
+    """Divide rewards by a running std of the discounted return, then clip them to ±``clip_rewards``
+    (SB3's VecNormalize): the critic's targets keep a workable scale. Scores are logged unscaled."""
+    clip_rewards: float = 10.0
+    """Bound of the scaled rewards (used when ``normalize_rewards``)."""
 
     def __post_init__(self) -> None:
         import gymnasium as gym
@@ -142,6 +157,10 @@ class EnvConfig:
                  f"one of {VECTORIZATION_MODES}")
         _require(self.autoreset_mode in AUTORESET_MODES, "env.autoreset_mode", self.autoreset_mode,
                  f"one of {AUTORESET_MODES}")
+        _require(0 < self.clip_observations <= math.inf, "env.clip_observations", self.clip_observations,
+                 "a number > 0 (inf: no clipping)")
+        _require(0 < self.clip_rewards <= math.inf, "env.clip_rewards", self.clip_rewards,
+                 "a number > 0 (inf: no clipping)")
 
 
 DEVICE_TYPES = ("cpu", "cuda", "auto")

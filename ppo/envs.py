@@ -20,7 +20,23 @@ def make_envs(env: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorE
     Its ``metadata["autoreset_mode"]`` says how finished sub-envs restart; the trainer reads that
     rather than trusting the config, since a native vector env may support one mode only.
     """
-    num_envs = num_envs or env.num_envs
+    try:
+        envs = _make_vector_env(env, num_envs or env.num_envs)
+    except gym.error.DependencyNotInstalled as err:
+        raise ConfigError(f"env.id={env.id!r} is not available here: {missing_dependency(err)}") from None
+    _check_spaces(envs, env.id)
+    return envs
+
+
+def missing_dependency(err: gym.error.DependencyNotInstalled) -> str:
+    """Gymnasium's missing-dependency message in one line, with this project's extra for Box2D."""
+    text = " ".join(str(err).split())
+    if "box2d" in text.lower():
+        return 'it needs Box2D; install it with pip install "ppo[box2d]" (or "gymnasium[box2d]")'
+    return text
+
+
+def _make_vector_env(env: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
     spec = gym.spec(env.id)
     autoreset_mode = AUTORESET[env.autoreset_mode]
     vectorization = env.vectorization
@@ -42,7 +58,6 @@ def make_envs(env: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorE
             vector_kwargs["worker"] = _signal_immune_worker
         envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode=vectorization,
                             vector_kwargs=vector_kwargs)
-    _check_spaces(envs, env.id)
     return envs
 
 
@@ -58,9 +73,14 @@ def _signal_immune_worker(*args, **kwargs) -> None:
 def _check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> None:
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
     problem = None
-    if not isinstance(action_space, gym.spaces.Discrete):
-        problem = f"its action space is {action_space}; the agent handles Discrete actions only"
-    elif not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+    if isinstance(action_space, gym.spaces.Box):
+        if len(action_space.shape) != 1:
+            problem = f"its action space is {action_space}; the agent handles flat (1-D) Box actions only"
+        elif not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
+            problem = f"its action space is {action_space}; Box actions need finite bounds to clip to"
+    elif not isinstance(action_space, gym.spaces.Discrete):
+        problem = f"its action space is {action_space}; the agent handles Discrete and Box actions only"
+    if problem is None and not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
         problem = f"its observation space is {obs_space}; the agent handles flat Box observations only"
     if problem:
         envs.close()

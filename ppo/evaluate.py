@@ -74,11 +74,11 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, checkpoint: s
     if not run_dir.exists():
         raise ConfigError(f"run_dir={str(run_dir)!r} is not allowed: no such run directory or checkpoint")
     path = checkpoint_path(checkpoint if checkpoint is not None else run_dir)
-    actor, config = load_policy(path, config=run_config(run_dir))  # None: the checkpoint's own config
+    policy, config = load_policy(path, config=run_config(run_dir))  # None: the checkpoint's own config
     state = load_checkpoint(path)
     episodes = episodes or config.train.eval_episodes or 10
     seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    return {"scores": evaluate(actor, config.env, episodes, seed=seed), "env_id": config.env.id,
+    return {"scores": evaluate(policy, config.env, episodes, seed=seed), "env_id": config.env.id,
             "checkpoint": str(path), "update": state["update"], "global_step": state["global_step"]}
 
 

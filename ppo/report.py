@@ -307,7 +307,7 @@ def plot_learning_curves(settings: Sequence[Setting], keys: Sequence[str], path:
     settings = [setting for setting in settings if any(steps.size for steps, _ in curves[id(setting)])]
     if not settings:
         return set()
-    plt = _pyplot()
+    plt = pyplot()
     few_values = [key for key in keys if 2 <= len(_distinct(settings, key)) <= 6]
     full_grid = len(settings) == math.prod(len(_distinct(settings, key)) for key in keys)
     facet_keys = [] if not full_grid else few_values[:2] if len(keys) >= 3 else few_values[:len(keys) - 1]
@@ -335,7 +335,7 @@ def plot_learning_curves(settings: Sequence[Setting], keys: Sequence[str], path:
                 continue
             if facet_keys and _hashable(setting.values[facet_keys[-1]]) != col:
                 continue
-            grid, mean, std = _mean_curve(curves[id(setting)])
+            grid, mean, std = mean_curve(curves[id(setting)])
             label = setting.label(line_keys)
             ax.plot(grid, mean, color=colors[label], label=label, linewidth=1.4)
             ax.fill_between(grid, mean - std, mean + std, color=colors[label], alpha=0.2, linewidth=0)
@@ -377,7 +377,7 @@ def plot_final_scores(settings: Sequence[Setting], keys: Sequence[str], path: Pa
                                                                     for run in finished)]
     if not rows or not keys:
         return set()
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), len(keys), figsize=(4.2 * len(keys), 3.0 * len(rows) + 0.5), squeeze=False,
                              sharey="row")
     rng = np.random.default_rng(0)  # jitter, so that equal scores stay visible
@@ -428,7 +428,7 @@ def _scatter_against(ax, values: list, scores: np.ndarray, rng: np.random.Genera
         ax.set_xticks(distinct, tick_labels)
 
 
-def _mean_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 200):
+def mean_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 200):
     """Seeds' curves on one step grid: mean and std where at least one seed has data (each curve is
     interpolated inside its own range only)."""
     curves = [(steps, values) for steps, values in curves if steps.size]
@@ -452,7 +452,7 @@ def _unique_legend(axes, order: Sequence[str]):
     return [seen[name] for name in names], names
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed

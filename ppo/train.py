@@ -33,7 +33,8 @@ from ppo.config import Config, ConfigError, DeviceConfig, EnvConfig, TrainingDiv
 from ppo.envs import EpisodeTracker, make_envs, solved_score
 from ppo.gae import compute_gae
 from ppo.loss import ppo_loss
-from ppo.networks import Actor, Critic, entropy_of, log_prob_of, sample_actions
+from ppo.networks import Actor, Critic, Policy, action_space_spec, make_actor
+from ppo.normalize import Normalizer
 from ppo.progress import Progress
 from ppo.timing import PhaseTimer
 
@@ -65,8 +66,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)  # action samples and shuffles
     envs = make_envs(env_cfg)
-    obs_dim, n_actions = envs.single_observation_space.shape[0], int(envs.single_action_space.n)
-    actor = Actor(obs_dim, n_actions, config.network).to(device)
+    obs_dim, action_spec = envs.single_observation_space.shape[0], action_space_spec(envs.single_action_space)
+    actor = make_actor(obs_dim, action_spec, config.network).to(device)
     critic = Critic(obs_dim, config.network).to(device)
     # Adam for both networks, eps 1e-5 as in SB3 and CleanRL: one optimizer with a parameter group
     # per network makes the same update as two Adams (its moments are per parameter) with half the
@@ -82,7 +83,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
     critic_coef, entropy_coef, max_grad_norm = agent.critic_coef, agent.entropy_coef, agent.max_grad_norm
     max_episodes = train_cfg.max_episodes
 
-    rollout = Rollout.allocate(T, N, obs_dim)
+    rollout = Rollout.allocate(T, N, obs_dim, actor.action_shape, actor.action_dtype)
+    normalizer = Normalizer(env_cfg, obs_dim, N, gamma)
 
     recent_scores: deque[float] = deque(maxlen=SCORE_WINDOW)
     threshold = solved_score(env_cfg)
@@ -94,8 +96,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
     env_seed = config.seed
     if saved is not None:  # ---- RESUME: everything the loop carries between updates, as saved ----
         try:
-            restore_training_state(saved, str(checkpoint_path), config, obs_dim, n_actions, actor, critic,
+            restore_training_state(saved, str(checkpoint_path), config, obs_dim, action_spec, actor, critic,
                                    {"optimizer": optimizer}, generator)
+            normalizer.load_state_dict(saved["normalizer"])
         except ConfigError:
             envs.close()
             raise
@@ -124,7 +127,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
             "actor": actor.state_dict(), "critic": critic.state_dict(),
             "optimizer": optimizer.state_dict(),
             "global_step": global_step, "update": update, "config": to_dict(config),
-            "obs_dim": obs_dim, "n_actions": n_actions,
+            "obs_dim": obs_dim, "action_space": action_spec, "normalizer": normalizer.state_dict(),
             "torch_rng_state": torch.get_rng_state(), "generator_state": generator.get_state(),
             # the rest of what resume needs to carry on as if never stopped
             "recent_scores": list(recent_scores), "best_score": best_score, "best_mean_score": best_mean_score,
@@ -134,7 +137,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
         last_checkpoint = (update, global_step)
 
     timer = PhaseTimer()
-    env_state = EnvState.reset(envs, env_seed)
+    env_state = EnvState.reset(envs, env_seed, normalizer)
     update = start_update
     interrupted = None  # the name of the signal that stopped the run early
     stop = StopSignals()
@@ -148,7 +151,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
             # ---- COLLECT ----
             rollout_start_step = global_step
             with timer("collect"):
-                episodes = collect_rollout(envs, actor, rollout, env_state, generator, timer)
+                episodes = collect_rollout(envs, actor, rollout, env_state, generator, normalizer, timer)
             global_step += rollout_size
             for t, score, length in episodes[:max_episodes - episodes_done if max_episodes else None]:
                 step = rollout_start_step + (t + 1) * N
@@ -174,7 +177,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
                 returns = advantages + values
 
             # ---- UPDATE ----
-            b_obs, b_actions, b_log_probs = data.obs.view(-1, obs_dim), data.actions.view(-1), data.log_probs.view(-1)
+            b_obs, b_log_probs = data.obs.view(-1, obs_dim), data.log_probs.view(-1)
+            b_actions = data.actions.view(-1, *actor.action_shape)
             b_advantages, b_returns = advantages.view(-1), returns.view(-1)
             train_index = data.trainable.view(-1).nonzero().squeeze(1)
             stats = torch.zeros(6, device=device)
@@ -183,18 +187,18 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
                 for batch in minibatches(train_index, agent.batch_size, generator):
                     with timer("update_forward"):
                         batch_obs = b_obs[batch]
-                        batch_log_probs = actor(batch_obs)
+                        batch_policy = actor(batch_obs)  # log-probabilities, or Gaussian means
                         batch_advantages = b_advantages[batch]
                         if agent.normalize_advantages and batch.numel() > 1:
                             batch_advantages = ((batch_advantages - batch_advantages.mean())
                                                 / (batch_advantages.std() + 1e-8))
                         loss = ppo_loss(
-                            new_log_probs=log_prob_of(batch_log_probs, b_actions[batch]),
+                            new_log_probs=actor.log_prob(batch_policy, b_actions[batch]),
                             old_log_probs=b_log_probs[batch],
                             advantages=batch_advantages,
                             new_values=critic(batch_obs),
                             returns=b_returns[batch],
-                            entropy=entropy_of(batch_log_probs),
+                            entropy=actor.entropy(batch_policy),
                             policy_clip=policy_clip,
                         )
                         total = loss.actor + critic_coef * loss.critic
@@ -254,8 +258,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
         return {"interrupted": interrupted, "global_step": global_step, "update": update}
 
     # ---- EVALUATE ----
-    eval_scores = evaluate(actor, env_cfg, train_cfg.eval_episodes, seed=config.seed + EVAL_SEED_OFFSET,
-                           device=device)
+    eval_scores = evaluate(Policy(actor, normalizer), env_cfg, train_cfg.eval_episodes,
+                           seed=config.seed + EVAL_SEED_OFFSET)
     final_score = float(np.mean(eval_scores)) if len(eval_scores) else float("nan")
     if len(eval_scores):
         writer.add_scalar("eval/score", final_score, global_step)
@@ -264,6 +268,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
 
     metrics = {
         "final_score": final_score,
+        "final_score_std": float(np.std(eval_scores)) if len(eval_scores) else float("nan"),
         "best_mean_score_100": best_mean_score if best_mean_score > -math.inf else None,
         "best_score": best_score if best_score > -math.inf else None,
         "episodes": episodes_done,
@@ -279,11 +284,11 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
     return metrics
 
 
-RESUME_KEYS = ("recent_scores", "best_score", "best_mean_score", "episodes", "steps_to_solve", "seconds_to_solve",
+RESUME_KEYS = ("action_space", "normalizer", "recent_scores", "best_score", "best_mean_score", "episodes", "steps_to_solve", "seconds_to_solve",
                "train_seconds", "finished")
 
 
-def restore_training_state(saved: dict, source: str, config: Config, obs_dim: int, n_actions: int,
+def restore_training_state(saved: dict, source: str, config: Config, obs_dim: int, action_spec: dict,
                            actor: Actor, critic: Critic, optimizers: dict[str, torch.optim.Optimizer],
                            generator: torch.Generator) -> None:
     """Load a checkpoint's networks, optimizers (``optimizers``: checkpoint key -> optimizer) and RNG
@@ -298,7 +303,7 @@ def restore_training_state(saved: dict, source: str, config: Config, obs_dim: in
     if saved["finished"] and config.train.total_timesteps <= saved_budget:
         raise ConfigError(f"checkpoint={source!r} cannot be resumed: its run finished at env step "
                           f"{saved['global_step']}; a train.total_timesteps larger than {saved_budget} trains it further")
-    check_spaces(saved, obs_dim, n_actions, config.env.id, source)
+    check_spaces(saved, obs_dim, action_spec, config.env.id, source)
     load_weights(actor, saved["actor"], "actor", source)
     load_weights(critic, saved["critic"], "critic", source)
     for key, optimizer in optimizers.items():
@@ -412,27 +417,30 @@ def select_device(device: DeviceConfig) -> torch.device:
 class EnvState:
     """Where the vector env stands between two rollouts."""
 
-    obs: np.ndarray  # (N, obs_dim) float32: the observation to act on next
+    obs: np.ndarray  # (N, obs_dim) float32: the observation to act on next, normalized if the env config says so
     resets_now: np.ndarray  # (N,) bool: next-step autoreset mode, sub-envs whose next step() only resets
     tracker: EpisodeTracker  # score and length of each sub-env's episode in progress
     next_step_reset: bool  # the env's autoreset mode is next-step (else same-step)
 
     @classmethod
-    def reset(cls, envs: gym.vector.VectorEnv, seed: int) -> EnvState:
+    def reset(cls, envs: gym.vector.VectorEnv, seed: int, normalizer: Normalizer | None = None) -> EnvState:
         obs, _ = envs.reset(seed=seed)
-        return cls(np.asarray(obs, dtype=np.float32), np.zeros(envs.num_envs, dtype=bool),
+        obs = normalizer.observations(obs) if normalizer is not None else np.asarray(obs, dtype=np.float32)
+        return cls(obs, np.zeros(envs.num_envs, dtype=bool),
                    EpisodeTracker(envs.num_envs), envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP)
 
 
 @torch.inference_mode()
 def collect_rollout(
     envs: gym.vector.VectorEnv, actor: Actor, rollout: Rollout, state: EnvState, generator: torch.Generator,
-    timer: PhaseTimer | None = None,
+    normalizer: Normalizer | None = None, timer: PhaseTimer | None = None,
 ) -> list[tuple[int, float, int]]:
     """Fill ``rollout`` with its T vector steps, acting from ``state`` (advanced in place).
 
     Returns the episodes that ended in it as ``(t, score, length)``, ``t`` being the rollout step
-    that ended each. One actor forward pass per step for all envs; values come later, in one pass.
+    that ended each, scored in the env's own rewards; the rollout keeps the rewards and observations
+    as ``normalizer`` makes them. One actor forward pass per step for all envs; values come later,
+    in one pass.
     """
     device = next(actor.parameters()).device
     timer = timer or PhaseTimer()
@@ -443,16 +451,17 @@ def collect_rollout(
     episodes = []
     for t in range(obs.shape[0]):
         obs[t] = state.obs
-        action_log_probs = actor(torch.from_numpy(obs[t]).to(device))
-        action = sample_actions(action_log_probs, generator)
+        policy = actor(torch.from_numpy(obs[t]).to(device))
+        action = actor.sample(policy, generator)
         rollout.actions[t] = action
-        rollout.log_probs[t] = log_prob_of(action_log_probs, action)
+        rollout.log_probs[t] = actor.log_prob(policy, action)
 
         with timer("env_step"):
-            next_obs, reward, term, trunc, infos = envs.step(action.cpu().numpy())
+            next_obs, reward, term, trunc, infos = envs.step(actor.env_actions(action.cpu().numpy()))
         done = term | trunc
         counted = ~state.resets_now
-        rewards[t], terminated[t], ended[t], trainable[t] = reward, term, done, counted
+        rewards[t] = normalizer.rewards(reward, done, counted) if normalizer is not None else reward
+        terminated[t], ended[t], trainable[t] = term, done, counted
         if state.next_step_reset:
             state.resets_now = done
         elif trunc.any():
@@ -460,9 +469,12 @@ def collect_rollout(
             # last obs is in infos, and it is what the truncated step bootstraps from.
             cut = np.flatnonzero(trunc & ~term)
             if cut.size:
-                rollout.final_obs.numpy()[t, cut] = np.stack(infos["final_obs"][cut])
+                final_obs = np.stack(infos["final_obs"][cut])
+                if normalizer is not None:
+                    final_obs = normalizer.observations(final_obs, update=False)
+                rollout.final_obs.numpy()[t, cut] = final_obs
                 rollout.has_final_obs[t, cut] = True
-        state.obs = np.asarray(next_obs, dtype=np.float32)
+        state.obs = normalizer.observations(next_obs) if normalizer is not None else np.asarray(next_obs, np.float32)
         scores, lengths = state.tracker.update(reward, done, counted)
         episodes += [(t, score, length) for score, length in zip(scores.tolist(), lengths.tolist())]
     return episodes
@@ -477,9 +489,9 @@ def estimate_values(critic: Critic, rollout: Rollout, next_obs: torch.Tensor) ->
     return values, rollout.next_values(values, critic(next_obs), final_values)
 
 
-@torch.inference_mode()
-def evaluate(actor: Actor, env: EnvConfig, episodes: int, seed: int, device: torch.device | str = "cpu") -> np.ndarray:
-    """Scores of ``episodes`` greedy (argmax) episodes, one per sub-env of a fresh vector env."""
+def evaluate(policy: Policy, env: EnvConfig, episodes: int, seed: int) -> np.ndarray:
+    """Scores of ``episodes`` greedy episodes of ``policy`` (the most likely action, or the Gaussian's
+    mean), one per sub-env of a fresh vector env."""
     if episodes == 0:
         return np.zeros(0)
     envs = make_envs(env, num_envs=episodes)
@@ -488,8 +500,7 @@ def evaluate(actor: Actor, env: EnvConfig, episodes: int, seed: int, device: tor
         scores = np.zeros(episodes)
         running = np.ones(episodes, dtype=bool)
         while running.any():
-            action = actor(torch.as_tensor(next_obs, dtype=torch.float32, device=device)).argmax(-1)
-            next_obs, reward, term, trunc, _ = envs.step(action.cpu().numpy())
+            next_obs, reward, term, trunc, _ = envs.step(policy(next_obs))
             scores += reward * running
             running &= ~(term | trunc)
     finally:

@@ -25,7 +25,8 @@ class CounterEnv(gym.Env):
     """A deterministic env whose observation is the number of steps taken in the episode.
 
     * observation: ``[t]`` as a float Box of shape ``obs_shape`` (default ``(1,)``), t = 0 after reset;
-    * actions: Discrete(2), ignored;
+    * actions: ``action_space`` (default Discrete(2)), ignored, but ``step`` asserts that the action
+      is inside it (a Box action outside its bounds fails the test);
     * reward: 1.0 on every step, so an episode's score equals its length;
     * termination: after ``length`` steps (``None``: never; a TimeLimit from ``max_episode_steps``
       then truncates it).
@@ -38,9 +39,9 @@ class CounterEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, length=None, lengths=None, dtype=np.float32, obs_shape=(1,)):
+    def __init__(self, length=None, lengths=None, dtype=np.float32, obs_shape=(1,), action_space=None):
         self.observation_space = gym.spaces.Box(0.0, 1000.0, shape=obs_shape, dtype=dtype)
-        self.action_space = gym.spaces.Discrete(2)
+        self.action_space = action_space if action_space is not None else gym.spaces.Discrete(2)
         self.lengths = tuple(lengths) if lengths is not None else (length,)
         self.length = self.lengths[0]
         self.t = 0
@@ -69,6 +70,9 @@ BOTH_ID = "TestCounterBoth-v0"  # terminates after 4 steps, and is truncated at 
 FLOAT64_ID = "TestCounterFloat64-v0"  # like TERMINATE_ID, with a float64 observation space
 IMAGE_ID = "TestCounterImage-v0"  # a (2, 2) observation: not a flat Box
 LONG_ID = "TestCounterLong-v0"  # terminates after 100 steps
+BOX_ID = "TestCounterBox-v0"  # like MIXED_ID, with Box(-1, 1, (2,)) actions
+UNBOUNDED_ID = "TestCounterUnbounded-v0"  # Box actions without bounds: not supported
+MULTI_DISCRETE_ID = "TestCounterMultiDiscrete-v0"  # MultiDiscrete actions: not supported
 
 _TOY_ENVS = {
     TERMINATE_ID: (dict(length=3), None),
@@ -78,6 +82,9 @@ _TOY_ENVS = {
     FLOAT64_ID: (dict(length=3, dtype=np.float64), None),
     IMAGE_ID: (dict(length=3, obs_shape=(2, 2)), None),
     LONG_ID: (dict(length=100), None),
+    BOX_ID: (dict(lengths=(3, None), action_space=gym.spaces.Box(-1.0, 1.0, (2,), np.float32)), 4),
+    UNBOUNDED_ID: (dict(length=3, action_space=gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)), None),
+    MULTI_DISCRETE_ID: (dict(length=3, action_space=gym.spaces.MultiDiscrete([2, 3])), None),
 }
 
 for _env_id, (_kwargs, _max_steps) in _TOY_ENVS.items():

@@ -34,10 +34,11 @@ def test_train_writes_metrics_json_with_final_score(trained_run):
 
 
 def test_load_policy_returns_the_saved_actor_and_config(trained_run):
-    """load_policy(run dir) gives an eval-mode actor with exactly the checkpoint's weights and the
-    run's config."""
+    """load_policy(run dir) gives a policy whose actor is in eval mode with exactly the checkpoint's
+    weights, and the run's config."""
     config, run_dir, _ = trained_run
-    actor, loaded_config = load_policy(run_dir)
+    policy, loaded_config = load_policy(run_dir)
+    actor = policy.actor
     assert loaded_config == config
     assert not actor.training
     saved = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["actor"]
@@ -50,8 +51,8 @@ def test_load_policy_returns_the_saved_actor_and_config(trained_run):
 def test_loaded_actor_is_the_trained_one(trained_run):
     """The loaded actor replays the run's greedy evaluation (same seed) to the same final score."""
     config, run_dir, metrics = trained_run
-    actor, _ = load_policy(run_dir / "checkpoints" / "last.pt")
-    scores = evaluate(actor, config.env, config.train.eval_episodes, seed=config.seed + 1_000_000)
+    policy, _ = load_policy(run_dir / "checkpoints" / "last.pt")
+    scores = evaluate(policy, config.env, config.train.eval_episodes, seed=config.seed + 1_000_000)
     assert float(scores.mean()) == metrics["final_score"]
 
 
@@ -59,10 +60,10 @@ def test_checkpoint_records_progress(trained_run):
     """The last checkpoint holds both networks, the optimizer, the step and update counts."""
     config, run_dir, _ = trained_run
     state = load_checkpoint(run_dir)
-    assert {"actor", "critic", "optimizer", "config", "obs_dim", "n_actions"} <= set(state)
+    assert {"actor", "critic", "optimizer", "config", "obs_dim", "action_space", "normalizer"} <= set(state)
     assert state["global_step"] == 512
     assert state["update"] == 2  # 512 / (32 * 8)
-    assert (state["obs_dim"], state["n_actions"]) == (4, 2)
+    assert (state["obs_dim"], state["action_space"]) == (4, {"n": 2})
 
 
 def test_missing_checkpoint_is_a_config_error(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from conftest import IMAGE_ID, TERMINATE_ID, TRUNCATE_ID
+from conftest import IMAGE_ID, MULTI_DISCRETE_ID, TERMINATE_ID, TRUNCATE_ID, UNBOUNDED_ID
 from ppo.config import ConfigError, EnvConfig
 from ppo.envs import EpisodeTracker, make_envs, solved_score
 
@@ -77,11 +77,19 @@ def test_vector_entry_point_without_native_env_is_a_config_error():
         make_envs(EnvConfig(id="Acrobot-v1", vectorization="vector_entry_point"))
 
 
-def test_continuous_action_env_is_a_config_error_naming_env_id():
-    """A Box-action env (Pendulum-v1) is rejected before training with a ConfigError naming env.id."""
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_discrete_and_bounded_box_actions_are_accepted(env_id):
+    """Discrete actions get the categorical policy, bounded flat Box actions the Gaussian one."""
+    make_envs(EnvConfig(id=env_id, num_envs=1)).close()
+
+
+@pytest.mark.parametrize("env_id, reason", [(UNBOUNDED_ID, "finite bounds"), (MULTI_DISCRETE_ID, "Discrete and Box")])
+def test_unsupported_action_space_is_a_config_error_naming_env_id(env_id, reason):
+    """Box actions without finite bounds (nothing to clip to) and other action spaces are rejected
+    before training with a ConfigError naming env.id and what is supported."""
     with pytest.raises(ConfigError, match="env.id") as err:
-        make_envs(EnvConfig(id="Pendulum-v1", num_envs=1))
-    assert "Discrete" in str(err.value)
+        make_envs(EnvConfig(id=env_id, num_envs=1, vectorization="sync"))
+    assert reason in str(err.value)
 
 
 def test_non_flat_observation_env_is_a_config_error_naming_env_id():

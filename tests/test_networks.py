@@ -1,14 +1,19 @@
-"""Actor and critic MLPs and the categorical helpers."""
+"""Actor and critic MLPs: the categorical policy of Discrete actions, the Gaussian one of Box actions."""
 
 from __future__ import annotations
 
+import math
+
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.distributions import Categorical
+from torch.distributions import Categorical, Normal
 
 from ppo.config import NetworkConfig
-from ppo.networks import Actor, Critic, entropy_of, log_prob_of, mlp, sample_actions
+from ppo.networks import (CategoricalActor, Critic, GaussianActor, action_space_spec, describe_action_space,
+                          entropy_of, log_prob_of, make_actor, mlp, sample_actions)
 
 
 def linears(module: nn.Module) -> list[nn.Linear]:
@@ -19,7 +24,7 @@ def test_actor_rows_are_log_probabilities():
     """Actor.forward gives (B, n_actions) log-probabilities: all <= 0 and exp of each row sums to 1,
     whatever the input scale."""
     torch.manual_seed(0)
-    actor = Actor(4, 3, NetworkConfig(orthogonal_init=False))
+    actor = CategoricalActor(4, 3, NetworkConfig(orthogonal_init=False))
     obs = torch.randn(50, 4) * 100
     log_probs = actor(obs)
     assert log_probs.shape == (50, 3)
@@ -30,7 +35,7 @@ def test_actor_rows_are_log_probabilities():
 def test_actor_starts_near_uniform_with_orthogonal_init():
     """With orthogonal init the policy head's gain is 0.01, so the initial policy is close to uniform."""
     torch.manual_seed(0)
-    actor = Actor(4, 2, NetworkConfig())
+    actor = CategoricalActor(4, 2, NetworkConfig())
     probs = actor(torch.randn(100, 4)).exp()
     assert (probs - 0.5).abs().max().item() < 0.05
 
@@ -49,7 +54,7 @@ def test_network_follows_hidden_sizes_and_activation(hidden_sizes, activation):
     Linear followed by the configured activation, none after the head."""
     net = NetworkConfig(hidden_sizes=hidden_sizes, activation=activation)
     activation_type = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
-    for model, in_dim, out_dim in ((Actor(3, 5, net).body, 3, 5), (Critic(3, net).body, 3, 1)):
+    for model, in_dim, out_dim in ((CategoricalActor(3, 5, net).body, 3, 5), (Critic(3, net).body, 3, 1)):
         layers = linears(model)
         assert len(layers) == len(hidden_sizes) + 1
         widths = [in_dim, *hidden_sizes, out_dim]
@@ -65,7 +70,7 @@ def test_network_follows_hidden_sizes_and_activation(hidden_sizes, activation):
 def test_actor_and_critic_are_separate_networks():
     """Actor and critic share no parameters."""
     net = NetworkConfig()
-    actor, critic = Actor(4, 2, net), Critic(4, net)
+    actor, critic = CategoricalActor(4, 2, net), Critic(4, net)
     assert not {id(p) for p in actor.parameters()} & {id(p) for p in critic.parameters()}
 
 
@@ -132,3 +137,90 @@ def test_entropy_extremes():
     assert entropy_of(uniform).item() == pytest.approx(torch.log(torch.tensor(4.0)).item())
     peaked = torch.log_softmax(torch.tensor([[50.0, 0.0, 0.0]]), -1)
     assert entropy_of(peaked).item() == pytest.approx(0.0, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Gaussian policy of Box actions
+# ---------------------------------------------------------------------------------------------
+
+
+def gaussian_actor(low=(-2.0,), high=(2.0,), **net) -> GaussianActor:
+    return GaussianActor(3, list(low), list(high), NetworkConfig(**net))
+
+
+def test_gaussian_log_prob_and_entropy_match_torch_normal_on_a_hand_case():
+    """For μ = (0.5, -1), log σ = (0.1, -0.3) and a = (1, 0): log π(a|s) is the sum of the two
+    dimensions' Normal log-densities, and the entropy the sum of their entropies."""
+    actor = gaussian_actor(low=(-1.0, -1.0), high=(1.0, 1.0))
+    with torch.no_grad():
+        actor.log_std.copy_(torch.tensor([0.1, -0.3]))
+    mean = torch.tensor([[0.5, -1.0], [0.0, 0.0]])
+    actions = torch.tensor([[1.0, 0.0], [3.0, -2.0]])
+    normal = Normal(mean, torch.tensor([0.1, -0.3]).exp())
+    torch.testing.assert_close(actor.log_prob(mean, actions), normal.log_prob(actions).sum(-1))
+    torch.testing.assert_close(actor.entropy(mean), normal.entropy().sum(-1))
+    # by hand, the first row's first dimension: -(0.5 / e^0.1)² / 2 - 0.1 - log √(2π)
+    first = -0.5 * (0.5 / math.exp(0.1)) ** 2 - 0.1 - 0.5 * math.log(2 * math.pi)
+    second = -0.5 * (1.0 / math.exp(-0.3)) ** 2 + 0.3 - 0.5 * math.log(2 * math.pi)
+    assert actor.log_prob(mean, actions)[0].item() == pytest.approx(first + second, rel=1e-6)
+
+
+def test_gaussian_log_prob_and_entropy_carry_gradients_to_mean_and_log_std():
+    """The update trains both the mean network and log σ through log π and the entropy."""
+    actor = gaussian_actor()
+    obs = torch.randn(8, 3)
+    mean = actor(obs)
+    (actor.log_prob(mean, torch.randn(8, 1)).sum() + actor.entropy(mean).sum()).backward()
+    assert actor.log_std.grad is not None and actor.log_std.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in actor.body.parameters())
+
+
+def test_gaussian_samples_have_the_policy_mean_and_std_and_are_reproducible():
+    """20 000 draws around μ = 1 with log σ = log 0.5: sample mean and std within 5 standard errors;
+    the same generator seed gives the same draws."""
+    actor = gaussian_actor(log_std_init=math.log(0.5))
+    mean = torch.ones(20_000, 1)
+    draws = actor.sample(mean, torch.Generator().manual_seed(3))
+    assert draws.shape == (20_000, 1) and draws.dtype == torch.float32
+    assert abs(draws.mean().item() - 1.0) < 5 * 0.5 / math.sqrt(20_000)
+    assert abs(draws.std().item() - 0.5) < 5 * 0.5 / math.sqrt(2 * 20_000)
+    assert torch.equal(draws, actor.sample(mean, torch.Generator().manual_seed(3)))
+
+
+def test_actions_sent_to_the_env_are_always_inside_the_bounds():
+    """With σ = e² ≈ 7.4 most raw samples fall outside [-2, 2] x [0, 1]: the env still gets only
+    actions inside the Box, each raw action inside the Box unchanged and each outside clipped to the bound."""
+    actor = gaussian_actor(low=(-2.0, 0.0), high=(2.0, 1.0), log_std_init=2.0)
+    with torch.no_grad():
+        raw = actor.sample(torch.zeros(5000, 2), torch.Generator().manual_seed(0)).numpy()
+    sent = actor.env_actions(raw)
+    space = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))
+    assert (raw < space.low).any() and (raw > space.high).any()
+    assert all(space.contains(action) for action in sent)
+    inside = (raw >= space.low) & (raw <= space.high)
+    assert np.array_equal(sent[inside], raw[inside])
+    assert np.array_equal(sent[~inside], np.where(raw < space.low, space.low, space.high)[~inside])
+
+
+def test_gaussian_mode_is_the_mean_and_starts_near_zero():
+    """Evaluation acts on the mean; with orthogonal init (head gain 0.01) it starts near 0, with σ = 1."""
+    torch.manual_seed(0)
+    actor = gaussian_actor()
+    mean = actor(torch.randn(100, 3))
+    assert torch.equal(actor.mode(mean), mean)
+    assert mean.abs().max().item() < 0.1
+    assert actor.log_std.tolist() == [0.0]
+
+
+def test_make_actor_follows_the_action_space():
+    """Discrete actions get the categorical actor, Box actions the Gaussian one, from the plain-data
+    spec that checkpoints keep."""
+    discrete = action_space_spec(gym.spaces.Discrete(3))
+    box = action_space_spec(gym.spaces.Box(-1.0, 1.0, (2,), np.float32))
+    assert discrete == {"n": 3} and box == {"low": [-1.0, -1.0], "high": [1.0, 1.0]}
+    assert isinstance(make_actor(4, discrete, NetworkConfig()), CategoricalActor)
+    actor = make_actor(4, box, NetworkConfig(hidden_sizes=[16]))
+    assert isinstance(actor, GaussianActor) and actor.action_shape == (2,)
+    assert actor(torch.zeros(5, 4)).shape == (5, 2)
+    assert describe_action_space(discrete) == "Discrete(3)"
+    assert describe_action_space(box) == "Box(2,) in [-1, 1]"

@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BOTH_ID, FLOAT64_ID, MIXED_ID, TERMINATE_ID, TRUNCATE_ID, read_scalars
+from conftest import BOTH_ID, BOX_ID, FLOAT64_ID, MIXED_ID, TERMINATE_ID, TRUNCATE_ID, read_scalars
 from ppo.buffer import Rollout
 from ppo.config import AgentConfig, Config, ConfigError, EnvConfig, NetworkConfig, TrainConfig
 from ppo.envs import make_envs
-from ppo.networks import Actor, Critic, log_prob_of
+from ppo.checkpoint import load_checkpoint, load_policy
+from ppo.networks import CategoricalActor, Critic, GaussianActor, Policy, log_prob_of
+from ppo.normalize import Normalizer
 from ppo.train import EnvState, collect_rollout, estimate_values, evaluate, train
 
 CPU = torch.device("cpu")
@@ -28,7 +30,7 @@ CPU = torch.device("cpu")
 @dataclass
 class Setup:
     envs: gym.vector.VectorEnv
-    actor: Actor
+    actor: CategoricalActor
     critic: Critic
     rollout: Rollout
     state: EnvState
@@ -57,7 +59,7 @@ def make_setup():
         opened.append(envs)
         torch.manual_seed(0)
         net = NetworkConfig(hidden_sizes=[16], orthogonal_init=False)
-        setup = Setup(envs, Actor(1, 2, net), Critic(1, net), Rollout.allocate(n_steps, num_envs, 1),
+        setup = Setup(envs, CategoricalActor(1, 2, net), Critic(1, net), Rollout.allocate(n_steps, num_envs, 1),
                       EnvState.reset(envs, 0), torch.Generator().manual_seed(0))
         # The value checks below are only meaningful if the critic tells the observations apart.
         values = [setup.value(t).item() for t in range(6)]
@@ -264,16 +266,16 @@ def test_both_modes_give_the_same_trainable_transitions(make_setup):
 def test_evaluate_scores_one_whole_episode_per_sub_env(mode, env_id, length):
     """evaluate plays exactly one episode per requested episode and returns its score (here its length)."""
     torch.manual_seed(0)
-    actor = Actor(1, 2, NetworkConfig())
-    scores = evaluate(actor, EnvConfig(id=env_id, num_envs=1, vectorization="sync", autoreset_mode=mode),
+    policy = Policy(CategoricalActor(1, 2, NetworkConfig()))
+    scores = evaluate(policy, EnvConfig(id=env_id, num_envs=1, vectorization="sync", autoreset_mode=mode),
                       episodes=3, seed=5)
     assert scores.tolist() == [float(length)] * 3
 
 
 def test_evaluate_zero_episodes_returns_nothing():
     """episodes=0 plays nothing."""
-    actor = Actor(1, 2, NetworkConfig())
-    assert len(evaluate(actor, EnvConfig(id=TERMINATE_ID), episodes=0, seed=0)) == 0
+    policy = Policy(CategoricalActor(1, 2, NetworkConfig()))
+    assert len(evaluate(policy, EnvConfig(id=TERMINATE_ID), episodes=0, seed=0)) == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,6 +354,75 @@ def test_float64_observation_env_is_either_rejected_up_front_or_trained_on(tmp_p
         return
     metrics = train(config, tmp_path)
     assert metrics["final_score"] == 3.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Box actions and normalization
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_box_actions_are_stored_raw_and_sent_clipped(mode):
+    """On a Box(-1, 1, (2,)) toy env with σ = e (most draws outside the bounds): the rollout keeps
+    the raw float actions (T, N, 2), whose recorded log-probabilities the actor reproduces, while the
+    env only ever receives actions inside the Box (the toy env asserts it on every step)."""
+    envs = make_envs(EnvConfig(id=BOX_ID, num_envs=2, vectorization="sync", autoreset_mode=mode))
+    try:
+        torch.manual_seed(0)
+        actor = GaussianActor(1, [-1.0, -1.0], [1.0, 1.0], NetworkConfig(hidden_sizes=[8], log_std_init=1.0))
+        rollout = Rollout.allocate(10, 2, 1, actor.action_shape, actor.action_dtype)
+        collect_rollout(envs, actor, rollout, EnvState.reset(envs, 0), torch.Generator().manual_seed(0))
+    finally:
+        envs.close()
+    assert rollout.actions.shape == (10, 2, 2) and rollout.actions.dtype == torch.float32
+    assert rollout.actions.abs().max() > 1  # raw draws, not clipped ones
+    with torch.no_grad():
+        expected = actor.log_prob(actor(rollout.obs.view(-1, 1)), rollout.actions.view(-1, 2))
+    torch.testing.assert_close(rollout.log_probs.view(-1), expected)
+
+
+def test_train_on_box_actions_logs_episodes_and_evaluates_the_mean_action(tmp_path):
+    """train() on the Box toy env runs end to end with the Gaussian policy: true episode lengths,
+    the log-std among the trained parameters, and a checkpoint that load_policy turns back into a
+    Gaussian policy giving in-bounds actions."""
+    metrics = train(toy_config(BOX_ID), tmp_path)
+    assert {value for _, value in read_scalars(tmp_path)["episode/length"]} == {3.0, 4.0}
+    assert metrics["final_score"] == pytest.approx(3.5)
+    state = load_checkpoint(tmp_path)
+    assert state["action_space"] == {"low": [-1.0, -1.0], "high": [1.0, 1.0]}
+    assert "log_std" in state["actor"]
+    policy, _ = load_policy(tmp_path)
+    actions = policy(np.array([[0.0], [500.0]], dtype=np.float32))
+    assert isinstance(policy.actor, GaussianActor) and actions.shape == (2, 2)
+    assert (np.abs(actions) <= 1).all()
+
+
+def test_normalization_statistics_are_checkpointed_and_used_by_the_loaded_policy(tmp_path):
+    """With both normalizations on, the checkpoint holds the observation and return statistics of
+    training (the toy obs are 0..3, so their mean is strictly between), and load_policy's policy
+    normalizes with exactly those statistics."""
+    config = toy_config(MIXED_ID)
+    config.env.normalize_observations = config.env.normalize_rewards = True
+    train(config, tmp_path)
+    saved = load_checkpoint(tmp_path)["normalizer"]
+    assert 0 < saved["observations"]["mean"].item() < 4 and saved["observations"]["count"] > 64
+    assert saved["returns"]["count"] > 0
+    policy, _ = load_policy(tmp_path)
+    reference = Normalizer(config.env, 1, 1, config.agent.gamma)
+    reference.load_state_dict(saved)
+    probe = np.array([[0.0], [3.0]], dtype=np.float32)
+    assert np.array_equal(policy.normalizer.observations(probe, update=False),
+                          reference.observations(probe, update=False))
+    assert policy.normalizer.observations(probe, update=False)[0, 0] < 0  # 0 is below the mean
+
+
+def test_rollout_holds_normalized_observations_and_scaled_rewards_but_scores_are_raw(tmp_path):
+    """Normalization changes what the networks see, not what is reported: episode scores stay the
+    toy env's lengths (3 and 4)."""
+    config = toy_config(MIXED_ID)
+    config.env.normalize_observations = config.env.normalize_rewards = True
+    train(config, tmp_path)
+    assert {value for _, value in read_scalars(tmp_path)["episode/score"]} == {3.0, 4.0}
 
 
 # ---------------------------------------------------------------------------------------------
