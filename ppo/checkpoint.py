@@ -73,7 +73,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu",
                           f"the run's env.id is {config.env.id}")
     actor = make_actor(state["obs_dim"], saved_action_spec(state), config.network).to(device)
     load_weights(actor, state["actor"], "actor", source)
-    normalizer = Normalizer(config.env, state["obs_dim"], num_envs=1, gamma=config.agent.gamma)
+    normalizer = Normalizer.from_config(config.env, state["obs_dim"], num_envs=1, gamma=config.agent.gamma)
     if config.env.normalize_observations and "observations" not in state.get("normalizer", {}):
         raise ConfigError(f"checkpoint={source!r} does not fit this run: env.normalize_observations is true "
                           "but the checkpoint holds no observation statistics")

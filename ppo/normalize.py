@@ -56,15 +56,23 @@ class Normalizer:
     Observations: (obs - mean) / std, clipped to ±``env.clip_observations``, with the running
     statistics of every observation seen in training. Rewards: divided by the running std of each
     sub-env's discounted return (γ = ``gamma``), clipped to ±``env.clip_rewards``; not centred, so
-    a reward's sign is kept. Both as SB3's VecNormalize. Either part off passes its data through.
+    a reward's sign is kept. Both as SB3's VecNormalize. Either part off (the default) passes its
+    data through.
     """
 
-    def __init__(self, env: EnvConfig, obs_dim: int, num_envs: int, gamma: float):
-        self.obs_stats = RunningMeanStd((obs_dim,)) if env.normalize_observations else None
-        self.return_stats = RunningMeanStd() if env.normalize_rewards else None
-        self.clip_observations, self.clip_rewards = env.clip_observations, env.clip_rewards
+    def __init__(self, obs_dim: int, num_envs: int, gamma: float = 0.99, normalize_observations: bool = False,
+                 normalize_rewards: bool = False, clip_observations: float = 10.0, clip_rewards: float = 10.0):
+        self.obs_stats = RunningMeanStd((obs_dim,)) if normalize_observations else None
+        self.return_stats = RunningMeanStd() if normalize_rewards else None
+        self.clip_observations, self.clip_rewards = clip_observations, clip_rewards
         self.gamma = gamma
         self.returns = np.zeros(num_envs, dtype=np.float64)  # each sub-env's discounted return so far
+
+    @classmethod
+    def from_config(cls, env: EnvConfig, obs_dim: int, num_envs: int, gamma: float) -> Normalizer:
+        """The normalizer that the ``env`` group's options ask for."""
+        return cls(obs_dim, num_envs, gamma, env.normalize_observations, env.normalize_rewards,
+                   env.clip_observations, env.clip_rewards)
 
     def observations(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
         """``obs`` (B, obs_dim) normalized, as float32; ``update`` takes them into the statistics first

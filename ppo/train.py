@@ -84,7 +84,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
     max_episodes = train_cfg.max_episodes
 
     rollout = Rollout.allocate(T, N, obs_dim, actor.action_shape, actor.action_dtype)
-    normalizer = Normalizer(env_cfg, obs_dim, N, gamma)
+    normalizer = Normalizer.from_config(env_cfg, obs_dim, N, gamma)
 
     recent_scores: deque[float] = deque(maxlen=SCORE_WINDOW)
     threshold = solved_score(env_cfg)
@@ -137,7 +137,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
         last_checkpoint = (update, global_step)
 
     timer = PhaseTimer()
-    env_state = EnvState.reset(envs, env_seed, normalizer)
+    env_state = EnvState.reset(envs, env_seed, normalizer, resumed=saved is not None)
     update = start_update
     interrupted = None  # the name of the signal that stopped the run early
     stop = StopSignals()
@@ -284,8 +284,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
     return metrics
 
 
-RESUME_KEYS = ("action_space", "normalizer", "recent_scores", "best_score", "best_mean_score", "episodes", "steps_to_solve", "seconds_to_solve",
-               "train_seconds", "finished")
+RESUME_KEYS = ("action_space", "normalizer", "recent_scores", "best_score", "best_mean_score", "episodes",
+               "steps_to_solve", "seconds_to_solve", "train_seconds", "finished")
 
 
 def restore_training_state(saved: dict, source: str, config: Config, obs_dim: int, action_spec: dict,
@@ -423,10 +423,13 @@ class EnvState:
     next_step_reset: bool  # the env's autoreset mode is next-step (else same-step)
 
     @classmethod
-    def reset(cls, envs: gym.vector.VectorEnv, seed: int, normalizer: Normalizer | None = None) -> EnvState:
+    def reset(cls, envs: gym.vector.VectorEnv, seed: int, normalizer: Normalizer | None = None,
+              resumed: bool = False) -> EnvState:
+        """Reset the envs. A resumed run's first observations stand in for the ones the stopped run
+        had already taken into the normalizer's statistics: they are not counted twice."""
         obs, _ = envs.reset(seed=seed)
-        obs = normalizer.observations(obs) if normalizer is not None else np.asarray(obs, dtype=np.float32)
-        return cls(obs, np.zeros(envs.num_envs, dtype=bool),
+        normalizer = normalizer or Normalizer(obs.shape[-1], envs.num_envs)
+        return cls(normalizer.observations(obs, update=not resumed), np.zeros(envs.num_envs, dtype=bool),
                    EpisodeTracker(envs.num_envs), envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP)
 
 
@@ -444,6 +447,7 @@ def collect_rollout(
     """
     device = next(actor.parameters()).device
     timer = timer or PhaseTimer()
+    normalizer = normalizer or Normalizer(state.obs.shape[-1], envs.num_envs)  # none: data as the env gives it
     # numpy views of the host-side rollout: env outputs go in without torch op overhead.
     obs, rewards, terminated = rollout.obs.numpy(), rollout.rewards.numpy(), rollout.terminated.numpy()
     ended, trainable = rollout.ended.numpy(), rollout.trainable.numpy()
@@ -460,7 +464,7 @@ def collect_rollout(
             next_obs, reward, term, trunc, infos = envs.step(actor.env_actions(action.cpu().numpy()))
         done = term | trunc
         counted = ~state.resets_now
-        rewards[t] = normalizer.rewards(reward, done, counted) if normalizer is not None else reward
+        rewards[t] = normalizer.rewards(reward, done, counted)
         terminated[t], ended[t], trainable[t] = term, done, counted
         if state.next_step_reset:
             state.resets_now = done
@@ -469,12 +473,10 @@ def collect_rollout(
             # last obs is in infos, and it is what the truncated step bootstraps from.
             cut = np.flatnonzero(trunc & ~term)
             if cut.size:
-                final_obs = np.stack(infos["final_obs"][cut])
-                if normalizer is not None:
-                    final_obs = normalizer.observations(final_obs, update=False)
-                rollout.final_obs.numpy()[t, cut] = final_obs
+                rollout.final_obs.numpy()[t, cut] = normalizer.observations(np.stack(infos["final_obs"][cut]),
+                                                                            update=False)
                 rollout.has_final_obs[t, cut] = True
-        state.obs = normalizer.observations(next_obs) if normalizer is not None else np.asarray(next_obs, np.float32)
+        state.obs = normalizer.observations(next_obs)
         scores, lengths = state.tracker.update(reward, done, counted)
         episodes += [(t, score, length) for score, length in zip(scores.tolist(), lengths.tolist())]
     return episodes

@@ -78,3 +78,15 @@ def test_gaussian_policy_learns_pendulum(tmp_path):
     assert last >= first + 500, (first, last)
     assert last > -600, (first, last)
     assert metrics["final_score"] > -600
+
+
+def test_evaluation_of_a_normalized_continuous_run_reproduces_its_final_score(tmp_path):
+    """MountainCarContinuous normalizes observations: ppo.evaluate's policy (loaded from the
+    checkpoint, with its saved statistics) replays the run's own greedy evaluation to the same score."""
+    from ppo.evaluate import evaluate_run
+
+    config = make_config(["env=mountain_car_continuous", "train.total_timesteps=1024", "train.eval_episodes=2",
+                          "train.progress=false"])
+    metrics = train(config, tmp_path)
+    assert config.env.normalize_observations
+    assert evaluate_run(tmp_path)["scores"].mean() == pytest.approx(metrics["final_score"], abs=1e-9)

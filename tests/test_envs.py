@@ -139,3 +139,14 @@ def test_episode_tracker_accumulates_and_reports_finished_episodes():
     scores, lengths = tracker.update(np.array([1.0, 5.0, 1.0]), yes, yes)
     assert scores.tolist() == [1.0, 5.0, 1.0]
     assert lengths.tolist() == [1, 1, 1]  # sub-env 1's uncounted reset step is not part of its episode
+
+
+def test_box2d_env_without_box2d_names_the_extra_to_install(monkeypatch):
+    """Without Box2D installed, a LunarLander env is a ConfigError naming env.id and the extra."""
+    import sys
+
+    for module in [name for name in sys.modules if name.startswith("gymnasium.envs.box2d")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "Box2D", None)  # import Box2D now raises ImportError
+    with pytest.raises(ConfigError, match=r"env.id='LunarLander-v3' is not available here: .*ppo\[box2d\]"):
+        make_envs(EnvConfig(id="LunarLander-v3", num_envs=1))

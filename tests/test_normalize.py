@@ -13,7 +13,7 @@ from ppo.normalize import Normalizer, RunningMeanStd
 
 def normalizer(num_envs=2, obs_dim=3, gamma=0.9, **env) -> Normalizer:
     options = dict(normalize_observations=True, normalize_rewards=True) | env
-    return Normalizer(EnvConfig(id="CartPole-v1", **options), obs_dim, num_envs, gamma)
+    return Normalizer.from_config(EnvConfig(id="CartPole-v1", **options), obs_dim, num_envs, gamma)
 
 
 def test_running_mean_std_equals_the_statistics_of_all_rows_seen():
@@ -67,7 +67,7 @@ def test_rewards_are_divided_by_the_std_of_the_discounted_return_and_the_return_
 
 def test_switched_off_the_data_passes_through():
     """Without the options, observations (as float32) and rewards come back unchanged."""
-    norm = Normalizer(EnvConfig(id="CartPole-v1"), 3, 2, 0.99)
+    norm = Normalizer.from_config(EnvConfig(id="CartPole-v1"), 3, 2, 0.99)
     obs = np.arange(6, dtype=np.float64).reshape(2, 3) * 100
     assert np.array_equal(norm.observations(obs), obs.astype(np.float32))
     rewards = np.array([5.0, -7.0])

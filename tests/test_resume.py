@@ -182,13 +182,15 @@ def test_diverging_run_is_one_line_exit_3(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-def toy_config(total=96, checkpoint_every=1, env_id=TERMINATE_ID) -> Config:
+def toy_config(total=96, checkpoint_every=1, env_id=TERMINATE_ID, normalize=False) -> Config:
     """The 3-step toy env in next-step mode: an episode takes 4 vector steps (3 and the reset step),
-    so 4-step rollouts start right after a reset. 12 updates of 4 x 2 steps; lr annealed."""
+    so 4-step rollouts start right after a reset. 12 updates of 4 x 2 steps; lr annealed;
+    ``normalize``: observations and rewards normalized."""
     return Config(
         agent=AgentConfig(n_steps=4, batch_size=4, n_epochs=2, lr=0.01, anneal_lr=True),
         network=NetworkConfig(hidden_sizes=[8]),
-        env=EnvConfig(id=env_id, num_envs=2, vectorization="sync"),
+        env=EnvConfig(id=env_id, num_envs=2, vectorization="sync", normalize_observations=normalize,
+                      normalize_rewards=normalize),
         train=TrainConfig(total_timesteps=total, eval_episodes=2, checkpoint_every=checkpoint_every, progress=False),
         seed=3,
     )
@@ -207,12 +209,12 @@ def without_timing(scalars):
     return {tag: points for tag, points in scalars.items() if tag not in TIMING_TAGS}
 
 
-@pytest.fixture(scope="module")
-def toy_reference(tmp_path_factory):
-    """The uninterrupted toy run: (run dir, metrics, scalars)."""
+@pytest.fixture(scope="module", params=[False, True], ids=["raw", "normalized"])
+def toy_reference(request, tmp_path_factory):
+    """The uninterrupted toy run, without and with normalization: (run dir, metrics, scalars, normalize)."""
     run_dir = tmp_path_factory.mktemp("toy")
-    metrics = train(toy_config(), run_dir)
-    return run_dir, metrics, read_scalars(run_dir)
+    metrics = train(toy_config(normalize=request.param), run_dir)
+    return run_dir, metrics, read_scalars(run_dir), request.param
 
 
 def test_sigterm_in_train_returns_interrupted_with_a_checkpoint(tmp_path, monkeypatch):
@@ -231,12 +233,13 @@ def test_sigterm_in_train_returns_interrupted_with_a_checkpoint(tmp_path, monkey
 def test_resume_after_sigterm_reproduces_the_uninterrupted_run_exactly(tmp_path, monkeypatch, toy_reference):
     """Stopped by SIGTERM after update 5 and resumed: every logged loss, diagnostic, episode and the
     final evaluation equal the uninterrupted run's, so the networks, both Adams, the sampling and
-    shuffling generator, the lr schedule and the episode statistics were all restored exactly."""
-    _, reference_metrics, reference = toy_reference
+    shuffling generator, the lr schedule, the episode statistics and (normalized) the observation
+    and return statistics were all restored exactly."""
+    _, reference_metrics, reference, normalize = toy_reference
     stop_at(monkeypatch, 5 * 8)
-    train(toy_config(), tmp_path)
+    train(toy_config(normalize=normalize), tmp_path)
     monkeypatch.undo()
-    metrics = train(toy_config(), tmp_path, resume=True)
+    metrics = train(toy_config(normalize=normalize), tmp_path, resume=True)
     assert without_timing(read_scalars(tmp_path)) == without_timing(reference)
     timing = {"train_seconds", "steps_per_second", "seconds_to_solve", "phase_seconds"}
     assert {k: v for k, v in metrics.items() if k not in timing} == \
@@ -247,7 +250,7 @@ def test_resume_after_a_crash_purges_the_points_logged_after_the_checkpoint(tmp_
     """A run that crashed after logging past its last checkpoint (here: the reference run, rolled back
     to its update-5 checkpoint) resumes without duplicate points: TensorBoard shows exactly the
     uninterrupted run."""
-    reference_dir, _, reference = toy_reference
+    reference_dir, _, reference, normalize = toy_reference
     run_dir = tmp_path / "run"
     shutil.copytree(reference_dir, run_dir)
     (run_dir / "metrics.json").unlink()
@@ -260,10 +263,10 @@ def test_resume_after_a_crash_purges_the_points_logged_after_the_checkpoint(tmp_
             shutil.copy(path, snapshot)
 
     monkeypatch.setattr(ppo.train, "save_checkpoint", save_and_snapshot)
-    train(toy_config(), tmp_path / "replay")
+    train(toy_config(normalize=normalize), tmp_path / "replay")
     shutil.copy(snapshot, run_dir / "checkpoints" / "last.pt")
     monkeypatch.undo()
-    train(toy_config(), run_dir, resume=True)
+    train(toy_config(normalize=normalize), run_dir, resume=True)
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2
     assert without_timing(read_scalars(run_dir)) == without_timing(reference)
 

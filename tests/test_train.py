@@ -408,7 +408,7 @@ def test_normalization_statistics_are_checkpointed_and_used_by_the_loaded_policy
     assert 0 < saved["observations"]["mean"].item() < 4 and saved["observations"]["count"] > 64
     assert saved["returns"]["count"] > 0
     policy, _ = load_policy(tmp_path)
-    reference = Normalizer(config.env, 1, 1, config.agent.gamma)
+    reference = Normalizer.from_config(config.env, 1, 1, config.agent.gamma)
     reference.load_state_dict(saved)
     probe = np.array([[0.0], [3.0]], dtype=np.float32)
     assert np.array_equal(policy.normalizer.observations(probe, update=False),
