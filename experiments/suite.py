@@ -110,13 +110,15 @@ def train(env: str, seed: int, out: Path, eval_episodes: int) -> bool:
         [sys.executable, "-m", "ppo.run", f"+experiment={env}_tuned", f"seed={seed}", "train.progress=false",
          f"train.eval_episodes={eval_episodes}", f"hydra.run.dir={run_dir}"],
         capture_output=True, text=True)
-    status = "done" if result.returncode == 0 else f"FAILED ({result.stderr.strip().splitlines()[-1:]})"
+    last_line = (result.stderr.strip().splitlines() or ["no message"])[-1]
+    status = "done" if result.returncode == 0 else f"FAILED (exit {result.returncode}: {last_line})"
     print(f"{env} seed {seed}: {status} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return result.returncode == 0
 
 
 def write_report(out: Path, envs: list[str], seeds: list[int]) -> str:
     """Write suite.md, suite.csv and learning_curves.png from the finished runs; return the table."""
+    out.mkdir(parents=True, exist_ok=True)
     rows, curves = [], {}
     for env in envs:
         run_dirs = [out / env / f"seed_{seed}" for seed in seeds]
@@ -124,8 +126,11 @@ def write_report(out: Path, envs: list[str], seeds: list[int]) -> str:
         if not finished:
             continue
         metrics = [json.loads((run_dir / "metrics.json").read_text()) for run_dir in finished]
-        config = _saved_config(finished[0])
-        rows.append(summarize(env, metrics, config))
+        configs = [_saved_config(run_dir) for run_dir in finished]
+        if len({config["train"]["eval_episodes"] for config in configs}) > 1:
+            print(f"{env}: the seeds played different numbers of evaluation episodes; the pooled std "
+                  "assumes the same number", file=sys.stderr)
+        rows.append(summarize(env, metrics, configs[0]))
         curves[env] = [read_curve(run_dir) for run_dir in finished]
     table = markdown(rows)
     (out / "suite.md").write_text(table + "\n")
@@ -154,25 +159,32 @@ def summarize(env: str, metrics: list[dict], config: dict) -> dict:
         "seeds": len(metrics), "score_mean": means.mean(), "score_std_over_seeds": means.std(ddof=1) if len(means) > 1 else 0.0,
         "score_std_pooled": pooled_std, "eval_episodes": config["train"]["eval_episodes"],
         "solved_score": threshold, "seeds_solved": int(np.sum(means >= threshold)) if threshold is not None else None,
-        "best_mean_100": np.mean([m["best_mean_score_100"] for m in metrics if m["best_mean_score_100"] is not None]),
+        # None where no seed finished 100 training episodes (MountainCarContinuous in 20k steps)
+        "best_mean_100": _mean_or_none([m["best_mean_score_100"] for m in metrics]),
         "train_seconds": np.mean([m["train_seconds"] for m in metrics]),
         "rl_zoo_env": published.env_id, "rl_zoo_mean": published.mean, "rl_zoo_std": published.std,
         "rl_zoo_budget": published.budget,
     }
 
 
+def _mean_or_none(values: list) -> float | None:
+    values = [value for value in values if value is not None]
+    return float(np.mean(values)) if values else None
+
+
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| env | budget (steps) | ours: final score, mean ± std over seeds | ours: all eval episodes | "
-        "seeds ≥ solved score | best 100-ep training mean | train s per run | RL Zoo PPO (1 seed) |",
+        "seeds with final score ≥ solved score | best 100-ep training mean | train s per run | RL Zoo PPO (1 seed) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         solved = f"{r['seeds_solved']}/{r['seeds']} (≥ {r['solved_score']:g})" if r["solved_score"] is not None else "—"
+        best_mean = f"{r['best_mean_100']:.1f}" if r["best_mean_100"] is not None else "— (< 100 episodes)"
         lines.append(
             f"| {r['env_id']} | {r['budget']:,} | {r['score_mean']:.1f} ± {r['score_std_over_seeds']:.1f} "
             f"({r['seeds']} seeds) | {r['score_mean']:.1f} ± {r['score_std_pooled']:.1f} "
-            f"({r['seeds'] * r['eval_episodes']} episodes) | {solved} | {r['best_mean_100']:.1f} "
+            f"({r['seeds'] * r['eval_episodes']} episodes) | {solved} | {best_mean} "
             f"| {r['train_seconds']:.0f} | {r['rl_zoo_mean']:.1f} ± {r['rl_zoo_std']:.1f} "
             f"({r['rl_zoo_env']}, {r['rl_zoo_budget']:,} steps) |")
     lines.append("")

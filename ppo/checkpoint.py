@@ -73,11 +73,11 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu",
                           f"the run's env.id is {config.env.id}")
     actor = make_actor(state["obs_dim"], saved_action_spec(state), config.network).to(device)
     load_weights(actor, state["actor"], "actor", source)
-    normalizer = Normalizer.from_config(config.env, state["obs_dim"], num_envs=1, gamma=config.agent.gamma)
-    if config.env.normalize_observations and "observations" not in state.get("normalizer", {}):
-        raise ConfigError(f"checkpoint={source!r} does not fit this run: env.normalize_observations is true "
-                          "but the checkpoint holds no observation statistics")
-    normalizer.load_state_dict(state.get("normalizer", {}))
+    # The actor sees observations as it was trained to: normalized exactly when the checkpoint holds statistics.
+    statistics = state.get("normalizer", {})
+    normalizer = Normalizer(state["obs_dim"], num_envs=1, normalize_observations="observations" in statistics,
+                            clip_observations=config.env.clip_observations)
+    normalizer.load_state_dict(statistics)
     return Policy(actor.eval(), normalizer), config
 
 

@@ -187,7 +187,8 @@ class TrainConfig:
     total_timesteps: int = 100_000
     """Env steps budget, summed over all envs. Rounded up to whole rollouts."""
     eval_episodes: int = 10
-    """Greedy (argmax) episodes played after training; their mean is the run's result."""
+    """Greedy episodes (the most likely action, or the Gaussian's mean) played after training; their
+    mean is the run's result."""
     checkpoint_every: int = 50
     """Write a checkpoint every this many updates (and always at the end); 0: only at the end."""
     stop_when_solved: bool = False

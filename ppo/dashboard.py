@@ -65,6 +65,7 @@ LAYOUT = {
         "approx KL(old ‖ new)": ["Multiline", [r"^diagnostics/approx_kl$"]],
         "clip fraction": ["Multiline", [r"^diagnostics/clip_fraction$"]],
         "entropy": ["Multiline", [r"^diagnostics/entropy$"]],
+        "Gaussian policy std (Box actions)": ["Multiline", [r"^diagnostics/action_std$"]],
     },
     "Critic and schedule": {
         "explained variance": ["Multiline", [r"^diagnostics/explained_variance$"]],

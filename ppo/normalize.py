@@ -45,8 +45,8 @@ class RunningMeanStd:
                 "count": float(self.count)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.mean = state["mean"].numpy().astype(np.float64)
-        self.var = state["var"].numpy().astype(np.float64)
+        self.mean = state["mean"].cpu().numpy().astype(np.float64)  # a checkpoint may be loaded onto a GPU
+        self.var = state["var"].cpu().numpy().astype(np.float64)
         self.count = float(state["count"])
 
 
@@ -76,8 +76,8 @@ class Normalizer:
 
     def observations(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
         """``obs`` (B, obs_dim) normalized, as float32; ``update`` takes them into the statistics first
-        (training), else they stay frozen (evaluation, and a truncated episode's final observation,
-        which training already saw as a step's next observation)."""
+        (training), else they stay frozen (evaluation, and a truncated episode's final observation in
+        same-step autoreset mode, which is only bootstrapped from, as SB3 does)."""
         obs = np.asarray(obs, dtype=np.float32)
         if self.obs_stats is None:
             return obs

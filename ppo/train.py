@@ -33,7 +33,7 @@ from ppo.config import Config, ConfigError, DeviceConfig, EnvConfig, TrainingDiv
 from ppo.envs import EpisodeTracker, make_envs, solved_score
 from ppo.gae import compute_gae
 from ppo.loss import ppo_loss
-from ppo.networks import Actor, Critic, Policy, action_space_spec, make_actor
+from ppo.networks import Actor, Critic, GaussianActor, Policy, action_space_spec, make_actor
 from ppo.normalize import Normalizer
 from ppo.progress import Progress
 from ppo.timing import PhaseTimer
@@ -98,7 +98,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
         try:
             restore_training_state(saved, str(checkpoint_path), config, obs_dim, action_spec, actor, critic,
                                    {"optimizer": optimizer}, generator)
-            normalizer.load_state_dict(saved["normalizer"])
+            restore_normalizer(normalizer, saved, str(checkpoint_path), env_cfg)
         except ConfigError:
             envs.close()
             raise
@@ -232,6 +232,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
                     scalars.update(zip(STAT_NAMES, (stats / n_minibatch_steps).tolist()))
                     scalars["diagnostics/explained_variance"] = explained_variance(
                         values.view(-1)[train_index], b_returns[train_index])
+                if isinstance(actor, GaussianActor):  # how much the policy still explores
+                    scalars["diagnostics/action_std"] = actor.log_std.exp().mean().item()
                 for tag, value in scalars.items():
                     writer.add_scalar(tag, value, global_step)
                 mean_recent = sum(recent_scores) / len(recent_scores) if recent_scores else None
@@ -284,8 +286,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
     return metrics
 
 
-RESUME_KEYS = ("action_space", "normalizer", "recent_scores", "best_score", "best_mean_score", "episodes",
-               "steps_to_solve", "seconds_to_solve", "train_seconds", "finished")
+RESUME_KEYS = ("recent_scores", "best_score", "best_mean_score", "episodes", "steps_to_solve", "seconds_to_solve",
+               "train_seconds", "finished")
 
 
 def restore_training_state(saved: dict, source: str, config: Config, obs_dim: int, action_spec: dict,
@@ -313,6 +315,17 @@ def restore_training_state(saved: dict, source: str, config: Config, obs_dim: in
         generator.set_state(saved["generator_state"])
     except RuntimeError as err:
         raise ConfigError(f"checkpoint={source!r} cannot be resumed on this device ({err})") from None
+
+
+def restore_normalizer(normalizer: Normalizer, saved: dict, source: str, env: EnvConfig) -> None:
+    """Load the checkpoint's normalization statistics (none in a checkpoint that normalized nothing,
+    or one older than normalization); a run that normalizes cannot go on without them."""
+    statistics = saved.get("normalizer", {})
+    for option, key in (("normalize_observations", "observations"), ("normalize_rewards", "returns")):
+        if getattr(env, option) and key not in statistics:
+            raise ConfigError(f"checkpoint={source!r} cannot be resumed: env.{option} is true but the checkpoint "
+                              f"holds no {key} statistics")
+    normalizer.load_state_dict(statistics)
 
 
 def resumed_env_seed(seed: int, update: int) -> int:

@@ -375,3 +375,31 @@ def test_checkpoint_of_another_network_shape_is_a_clear_error(tmp_path):
     config.network.hidden_sizes = [16]
     with pytest.raises(ConfigError, match=r"actor body.0.weight has shape \(8, 1\) in the checkpoint, \(16, 1\) here"):
         load_policy(tmp_path, config=config)
+
+
+def test_a_checkpoint_from_before_continuous_actions_still_resumes_and_loads(tmp_path):
+    """Checkpoints written before Box actions held the number of discrete actions as ``n_actions`` and
+    no normalization statistics: they still resume (with a larger budget) and load as a policy."""
+    from ppo.checkpoint import load_policy, save_checkpoint
+
+    train(toy_config(total=32), tmp_path)
+    state = load_checkpoint(tmp_path)
+    del state["action_space"], state["normalizer"]
+    state["n_actions"] = 2
+    save_checkpoint(tmp_path / "checkpoints" / "last.pt", state)
+    policy, _ = load_policy(tmp_path)
+    assert policy(np.zeros((3, 1), dtype=np.float32)).shape == (3,)
+    assert train(toy_config(total=64), tmp_path, resume=True)["global_step"] == 64
+
+
+def test_a_normalizing_run_cannot_resume_from_a_checkpoint_without_statistics(tmp_path):
+    """Resuming a run that normalizes from a checkpoint that holds no statistics would restart them
+    silently: a ConfigError names the option instead."""
+    from ppo.checkpoint import save_checkpoint
+
+    train(toy_config(total=32, normalize=True), tmp_path)
+    state = load_checkpoint(tmp_path)
+    state["normalizer"] = {}
+    save_checkpoint(tmp_path / "checkpoints" / "last.pt", state)
+    with pytest.raises(ConfigError, match="env.normalize_observations"):
+        train(toy_config(total=64, normalize=True), tmp_path, resume=True)

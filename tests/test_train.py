@@ -383,10 +383,12 @@ def test_box_actions_are_stored_raw_and_sent_clipped(mode):
 
 def test_train_on_box_actions_logs_episodes_and_evaluates_the_mean_action(tmp_path):
     """train() on the Box toy env runs end to end with the Gaussian policy: true episode lengths,
-    the log-std among the trained parameters, and a checkpoint that load_policy turns back into a
+    the policy's σ logged every update, the log-std among the trained parameters, and a checkpoint that load_policy turns back into a
     Gaussian policy giving in-bounds actions."""
     metrics = train(toy_config(BOX_ID), tmp_path)
-    assert {value for _, value in read_scalars(tmp_path)["episode/length"]} == {3.0, 4.0}
+    scalars = read_scalars(tmp_path)
+    assert {value for _, value in scalars["episode/length"]} == {3.0, 4.0}
+    assert len(scalars["diagnostics/action_std"]) == 4 and scalars["diagnostics/action_std"][0][1] > 0.5
     assert metrics["final_score"] == pytest.approx(3.5)
     state = load_checkpoint(tmp_path)
     assert state["action_space"] == {"low": [-1.0, -1.0], "high": [1.0, 1.0]}
