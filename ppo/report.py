@@ -439,7 +439,9 @@ def mean_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 20
         stacked[i, inside] = np.interp(grid[inside], steps, values)
     counts = np.sum(~np.isnan(stacked), axis=0)
     mean = np.nanmean(stacked, axis=0)
-    std = np.where(counts > 1, np.nanstd(stacked, axis=0, ddof=min(1, len(curves) - 1)), 0.0)
+    std = np.zeros(points)  # 0 where a single seed has data
+    several = counts > 1
+    std[several] = np.nanstd(stacked[:, several], axis=0, ddof=1)
     return grid, mean, std
 
 
