@@ -69,7 +69,7 @@ def test_the_layout_names_only_tags_the_trainer_writes():
     trainer_tags = {"loss/actor", "loss/critic", "loss/total", "episode/score", "episode/length",
                     "episode/mean_score_100", "eval/score", "diagnostics/entropy", "diagnostics/approx_kl",
                     "diagnostics/clip_fraction", "diagnostics/explained_variance", "diagnostics/learning_rate",
-                    "time/steps_per_second"}
+                    "time/steps_per_second", "diagnostics/action_std"}  # the last: Box actions only
     charted = set()
     for charts in LAYOUT.values():
         for kind, patterns in charts.values():
