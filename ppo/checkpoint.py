@@ -64,8 +64,12 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu",
 
     ``config`` (default: the one saved in the checkpoint) is the run the actor must fit: a checkpoint
     of another env or network shape raises :class:`ConfigError` naming the mismatch."""
-    state = load_checkpoint(path, device)
-    source = str(checkpoint_path(path))
+    return policy_from_checkpoint(load_checkpoint(path, device), str(checkpoint_path(path)), device, config)
+
+
+def policy_from_checkpoint(state: dict, source: str, device: str | torch.device = "cpu",
+                           config: Config | None = None) -> tuple[Policy, Config]:
+    """:func:`load_policy` for a checkpoint already loaded from ``source``."""
     config = config or to_config(state["config"])
     saved_env = state["config"]["env"]["id"]
     if saved_env != config.env.id:

@@ -67,15 +67,16 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, checkpoint: s
                  seed: int | None = None) -> dict:
     """Scores of ``episodes`` greedy episodes of the run's policy, with what was evaluated:
     ``{"scores", "env_id", "checkpoint", "update", "global_step"}``. Raises :class:`ConfigError`."""
-    from ppo.checkpoint import checkpoint_path, load_checkpoint, load_policy  # torch
+    from ppo.checkpoint import checkpoint_path, load_checkpoint, policy_from_checkpoint  # torch
     from ppo.train import EVAL_SEED_OFFSET, evaluate
 
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise ConfigError(f"run_dir={str(run_dir)!r} is not allowed: no such run directory or checkpoint")
     path = checkpoint_path(checkpoint if checkpoint is not None else run_dir)
-    policy, config = load_policy(path, config=run_config(run_dir))  # None: the checkpoint's own config
+    config = run_config(run_dir)  # None: the checkpoint's own config
     state = load_checkpoint(path)
+    policy, config = policy_from_checkpoint(state, str(path), config=config)
     episodes = episodes or config.train.eval_episodes or 10
     seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     return {"scores": evaluate(policy, config.env, episodes, seed=seed), "env_id": config.env.id,
