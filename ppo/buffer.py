@@ -59,12 +59,15 @@ class Rollout:
         return torch.where(self.has_final_obs.to(values.device), final_values, shifted)
 
 
-def minibatches(index: torch.Tensor, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """A random split of ``index`` into ceil(len / batch_size) minibatches: every entry is in exactly
-    one of them, and their sizes differ by at most one (all equal ``batch_size`` when it divides
-    ``len(index)``)."""
-    n_minibatches = math.ceil(index.numel() / batch_size)
-    if n_minibatches == 0:
-        return ()
-    shuffled = index[torch.randperm(index.numel(), generator=generator, device=index.device)]
-    return shuffled.tensor_split(n_minibatches)
+def minibatches(n_samples: int, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor | slice, ...]:
+    """One epoch's split of ``n_samples`` samples into ceil(n_samples / batch_size) minibatches, as
+    indices into the samples: every sample is in exactly one of them, and their sizes differ by at
+    most one (all equal ``batch_size`` when it divides ``n_samples``).
+
+    Several minibatches are a fresh random permutation, split. A single one is ``slice(None)``, all
+    samples in order: its mean loss does not depend on the order, so it needs no shuffle, no draw
+    from ``generator`` and no copy of the samples."""
+    n_minibatches = math.ceil(n_samples / batch_size)
+    if n_minibatches <= 1:
+        return (slice(None),) * n_minibatches
+    return torch.randperm(n_samples, generator=generator, device=generator.device).tensor_split(n_minibatches)

@@ -45,9 +45,10 @@ class AgentConfig:
     ``n_steps * env.num_envs`` transitions."""
     batch_size: int = 256
     """Minibatch size: transitions per gradient step. Always the minibatch, never the rollout."""
-    n_epochs: int = 8
-    """Passes over the rollout per update; each pass reshuffles it into minibatches."""
-    lr: float = 2.5e-3
+    n_epochs: int = 4
+    """Passes over the rollout per update; each pass reshuffles it into minibatches (unless one
+    minibatch holds the whole rollout: then its order does not matter)."""
+    lr: float = 5e-3
     """Adam learning rate of both the actor and the critic."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over ``train.total_timesteps``."""
@@ -121,7 +122,7 @@ class EnvConfig:
 
     id: str = "CartPole-v1"
     """Any registered gymnasium id."""
-    num_envs: int = 8
+    num_envs: int = 16
     """Envs stepped in parallel as one vector env."""
     vectorization: str = "auto"
     """``vector_entry_point`` (gymnasium's native batched env, e.g. CartPole), ``sync`` (envs in
@@ -184,7 +185,7 @@ class DeviceConfig:
 class TrainConfig:
     """The training run around the algorithm (key ``train``)."""
 
-    total_timesteps: int = 100_000
+    total_timesteps: int = 150_000
     """Env steps budget, summed over all envs. Rounded up to whole rollouts."""
     eval_episodes: int = 10
     """Greedy episodes (the most likely action, or the Gaussian's mean) played after training; their

@@ -13,22 +13,44 @@ from typing import Union
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ppo.config import NetworkConfig
 from ppo.normalize import Normalizer
 
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+_ACTIVATIONS = {"relu": (nn.ReLU, torch.relu), "tanh": (nn.Tanh, torch.tanh)}  # module, function
 
 
-def mlp(in_dim: int, out_dim: int, net: NetworkConfig, out_gain: float) -> nn.Sequential:
+class MLP(nn.Sequential):
+    """``in_dim -> hidden_sizes -> out_dim`` with ``net.activation`` between the layers.
+
+    Stored as the ``nn.Sequential`` of its layers (so checkpoints name them ``body.0.weight``, ...),
+    but ``forward`` calls each layer's op itself: on a CPU, calling a module costs about as much as
+    a 64-wide layer's arithmetic, and training calls these networks tens of thousands of times.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, net: NetworkConfig, out_gain: float):
+        activation_module, activation = _ACTIVATIONS[net.activation]
+        sizes = [in_dim, *net.hidden_sizes]
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [_init(nn.Linear(fan_in, fan_out), math.sqrt(2), net), activation_module()]
+        layers.append(_init(nn.Linear(sizes[-1], out_dim), out_gain, net))
+        super().__init__(*layers)
+        self.activation = activation
+        self.linears = tuple(layers[::2])  # a tuple is not registered again: the layers already are
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *hidden, head = self.linears
+        for linear in hidden:
+            x = self.activation(F.linear(x, linear.weight, linear.bias))
+        return F.linear(x, head.weight, head.bias)
+
+
+def mlp(in_dim: int, out_dim: int, net: NetworkConfig, out_gain: float) -> MLP:
     """``in_dim -> hidden_sizes -> out_dim`` with ``net.activation`` between the layers."""
-    sizes = [in_dim, *net.hidden_sizes]
-    layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [_init(nn.Linear(fan_in, fan_out), math.sqrt(2), net), _ACTIVATIONS[net.activation]()]
-    layers.append(_init(nn.Linear(sizes[-1], out_dim), out_gain, net))
-    return nn.Sequential(*layers)
+    return MLP(in_dim, out_dim, net, out_gain)
 
 
 def _init(layer: nn.Linear, gain: float, net: NetworkConfig) -> nn.Linear:

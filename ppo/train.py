@@ -177,19 +177,21 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
                 returns = advantages + values
 
             # ---- UPDATE ----
-            b_obs, b_log_probs = data.obs.view(-1, obs_dim), data.log_probs.view(-1)
-            b_actions = data.actions.view(-1, *actor.action_shape)
-            b_advantages, b_returns = advantages.view(-1), returns.view(-1)
+            # The samples to learn from, gathered once for all epochs: every step but next-step
+            # autoreset's reset steps.
             train_index = data.trainable.view(-1).nonzero().squeeze(1)
+            b_obs, b_log_probs = data.obs.view(-1, obs_dim)[train_index], data.log_probs.view(-1)[train_index]
+            b_actions = data.actions.view(-1, *actor.action_shape)[train_index]
+            b_advantages, b_returns = advantages.view(-1)[train_index], returns.view(-1)[train_index]
             stats = torch.zeros(6, device=device)
             n_minibatch_steps = 0
             for _epoch in range(agent.n_epochs):
-                for batch in minibatches(train_index, agent.batch_size, generator):
+                for batch in minibatches(len(train_index), agent.batch_size, generator):
                     with timer("update_forward"):
                         batch_obs = b_obs[batch]
                         batch_policy = actor(batch_obs)  # log-probabilities, or Gaussian means
                         batch_advantages = b_advantages[batch]
-                        if agent.normalize_advantages and batch.numel() > 1:
+                        if agent.normalize_advantages and batch_advantages.numel() > 1:
                             batch_advantages = ((batch_advantages - batch_advantages.mean())
                                                 / (batch_advantages.std() + 1e-8))
                         loss = ppo_loss(
@@ -231,7 +233,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
                 if n_minibatch_steps:  # zero only when every step of the rollout was a reset step
                     scalars.update(zip(STAT_NAMES, (stats / n_minibatch_steps).tolist()))
                     scalars["diagnostics/explained_variance"] = explained_variance(
-                        values.view(-1)[train_index], b_returns[train_index])
+                        values.view(-1)[train_index], b_returns)
                 if isinstance(actor, GaussianActor):  # how much the policy still explores
                     scalars["diagnostics/action_std"] = actor.log_std.exp().mean().item()
                 for tag, value in scalars.items():

@@ -11,7 +11,8 @@ from ppo.buffer import Rollout, minibatches
 
 
 def split(index, batch_size, seed=0):
-    return minibatches(index, batch_size, torch.Generator().manual_seed(seed))
+    """The minibatches of ``index`` as tensors of its entries."""
+    return [index[batch] for batch in minibatches(len(index), batch_size, torch.Generator().manual_seed(seed))]
 
 
 @pytest.mark.parametrize("n, batch_size", [(256, 256), (256, 64), (100, 7), (10, 3), (5, 5), (1, 1), (7, 100),
@@ -69,9 +70,22 @@ def test_same_generator_seed_gives_the_same_split():
 def test_consecutive_epochs_reshuffle():
     """One generator used for two epochs gives two different splits."""
     generator = torch.Generator().manual_seed(0)
-    first = minibatches(torch.arange(64), 16, generator)
-    second = minibatches(torch.arange(64), 16, generator)
+    first = minibatches(64, 16, generator)
+    second = minibatches(64, 16, generator)
     assert [x.tolist() for x in first] != [x.tolist() for x in second]
+
+
+@pytest.mark.parametrize("n", [1, 5, 256])
+def test_one_minibatch_is_all_samples_in_order_without_a_draw(n):
+    """When the batch holds every sample, the split is the identity: a slice, so indexing with it is a
+    view (no copy of the samples), and the generator is left as it was (no shuffle whose order the
+    mean loss would ignore anyway)."""
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    samples = torch.arange(n)
+    (batch,) = minibatches(n, 256, generator)
+    assert samples[batch].data_ptr() == samples.data_ptr() and samples[batch].tolist() == list(range(n))
+    assert torch.equal(generator.get_state(), state)
 
 
 def test_an_empty_index_gives_no_minibatches():

@@ -62,7 +62,7 @@ def test_checkpoint_records_progress(trained_run):
     state = load_checkpoint(run_dir)
     assert {"actor", "critic", "optimizer", "config", "obs_dim", "action_space", "normalizer"} <= set(state)
     assert state["global_step"] == 512
-    assert state["update"] == 2  # 512 / (32 * 8)
+    assert state["update"] == 512 // config.rollout_size  # whole rollouts of n_steps * num_envs
     assert (state["obs_dim"], state["action_space"]) == (4, {"n": 2})
 
 

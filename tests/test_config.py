@@ -57,7 +57,7 @@ def test_defaults_compose_to_the_documented_defaults():
     config.env.solved_score = None
     assert config == Config()
     assert config.network.hidden_sizes == [64, 64] and config.network.activation == "tanh"
-    assert config.env.id == "CartPole-v1" and config.env.num_envs == 8
+    assert config.env.id == "CartPole-v1" and config.env.num_envs == 16
     assert config.env.vectorization == "auto" and config.env.autoreset_mode == "next_step"
     assert config.device.type == "cpu" and config.seed == 1
 
@@ -118,7 +118,7 @@ BAD_VALUES = [
     ("agent.gamma=1.01", "agent.gamma"),
     ("agent.lr=0", "agent.lr"),
     ("agent.batch_size=0", "agent.batch_size"),
-    ("agent.batch_size=257", "agent.batch_size"),  # > n_steps * num_envs = 32 * 8
+    ("agent.batch_size=513", "agent.batch_size"),  # > n_steps * num_envs = 32 * 16
     ("agent.n_steps=0", "agent.n_steps"),
     ("agent.n_epochs=0", "agent.n_epochs"),
     ("agent.max_grad_norm=0", "agent.max_grad_norm"),
@@ -224,7 +224,7 @@ def test_to_dict_round_trips_through_to_config():
     lambda: EnvConfig(id="NoSuchEnv-v0"),
     lambda: DeviceConfig(torch_threads=-1),
     lambda: TrainConfig(checkpoint_every=-1),
-    lambda: Config(agent=AgentConfig(batch_size=300)),
+    lambda: Config(agent=AgentConfig(batch_size=600)),  # > 32 * 16
 ])
 def test_dataclasses_validate_on_construction(make):
     """The range checks also run when the dataclasses are built directly (no Hydra)."""

@@ -22,7 +22,7 @@ def test_hparams_of_the_composed_config():
     assert hparams["agent.max_grad_norm"] == "null"
     assert hparams["agent.anneal_lr"] == "true"  # booleans as strings: the default preset anneals
     assert hparams["network.hidden_sizes"] == "[64, 64]" and hparams["env.id"] == "CartPole-v1"
-    assert hparams["train.total_timesteps"] == 100_000
+    assert hparams["train.total_timesteps"] == 150_000
     left_out = ("device.", "train.progress", "train.checkpoint_every")
     assert not [key for key in hparams if key.startswith(left_out)]
     assert all(isinstance(value, (int, float, str)) for value in hparams.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import gymnasium as gym
@@ -65,6 +66,34 @@ def test_network_follows_hidden_sizes_and_activation(hidden_sizes, activation):
             assert isinstance(modules[2 * i], nn.Linear)
             assert type(modules[2 * i + 1]) is activation_type
         assert isinstance(modules[-1], nn.Linear)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_mlp_computes_what_its_layers_do_in_sequence(activation):
+    """The MLP's forward, which calls the layers' ops itself, is the function of its layers applied in
+    order, as nn.Sequential would: before and after a weight changes, in a copy, with and without
+    gradients; and the checkpoint names of the layers stay nn.Sequential's (body.0.weight, ...)."""
+    torch.manual_seed(0)
+    model = mlp(3, 2, NetworkConfig(hidden_sizes=[8, 4], activation=activation), out_gain=0.5)
+    x = torch.randn(7, 3, requires_grad=True)
+
+    def in_sequence(m, x):
+        for layer in m:
+            x = layer(x)
+        return x
+
+    torch.testing.assert_close(model(x), in_sequence(model, x), rtol=0, atol=0)
+    with torch.no_grad():
+        model[2].weight.add_(1.0)
+    copied = copy.deepcopy(model)
+    with torch.no_grad():
+        copied[0].bias.fill_(0.3)
+    for m in (model, copied):
+        torch.testing.assert_close(m(x), in_sequence(m, x), rtol=0, atol=0)
+    assert not torch.equal(model(x), copied(x))
+    model(x).sum().backward()
+    assert all(p.grad is not None for p in model.parameters()) and x.grad is not None
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
 
 
 def test_actor_and_critic_are_separate_networks():

@@ -35,7 +35,7 @@ TIMING_TAGS = {"time/steps_per_second"}
 # The real command line
 # ---------------------------------------------------------------------------------------------
 
-CARTPOLE = ["train.total_timesteps=20480", "train.eval_episodes=2"]  # 80 updates of 32 x 8 steps
+CARTPOLE = ["env.num_envs=8", "train.total_timesteps=20480", "train.eval_episodes=2"]  # 80 updates of 32 x 8 steps
 ROLLOUT = 256
 
 
@@ -155,8 +155,8 @@ def test_resume_with_a_larger_budget_trains_on(tmp_path):
     from omegaconf import OmegaConf
 
     run_dir = tmp_path / "run"
-    status, output = run(tmp_path, "train.total_timesteps=512", "train.eval_episodes=1", "train.progress=false",
-                         f"hydra.run.dir={run_dir}")
+    status, output = run(tmp_path, "env.num_envs=8", "train.total_timesteps=512", "train.eval_episodes=1",
+                         "train.progress=false", f"hydra.run.dir={run_dir}")  # rollouts of 32 x 8 = 256 steps
     assert status == 0, output
     status, output = run(tmp_path, f"resume={run_dir}", "train.total_timesteps=1024")
     assert status == 0, output
@@ -168,7 +168,7 @@ def test_diverging_run_is_one_line_exit_3(tmp_path):
     """An absurd learning rate makes the losses NaN: the CLI names the update, exits 3 (a failing
     status a sweep records), prints no traceback and keeps the run dir with its logs."""
     run_dir = tmp_path / "run"
-    status, output = run(tmp_path, "agent.lr=1e30", "train.progress=false", f"hydra.run.dir={run_dir}")
+    status, output = run(tmp_path, "agent.lr=1e30", "env.num_envs=8", "train.progress=false", f"hydra.run.dir={run_dir}")
     assert status == 3, output
     assert "Traceback" not in output
     lines = [line for line in output.splitlines() if line.startswith("error: ")]
@@ -306,8 +306,8 @@ def test_two_resumes_from_one_checkpoint_are_identical(tmp_path, monkeypatch):
     resuming one checkpoint twice gives the same run."""
     from conftest import make_config
 
-    config = make_config(["train.total_timesteps=2048", "train.eval_episodes=1", "train.progress=false",
-                          "train.checkpoint_every=0"])
+    config = make_config(["env.num_envs=8", "train.total_timesteps=2048", "train.eval_episodes=1",
+                          "train.progress=false", "train.checkpoint_every=0"])
     stop_at(monkeypatch, 3 * 256)
     train(config, tmp_path / "a")
     monkeypatch.undo()

@@ -229,7 +229,7 @@ def failed_sweep(tmp_path_factory):
     whose second runs: (sweep dir, result)."""
     tmp_path = tmp_path_factory.mktemp("failed_sweep")
     sweep_dir = tmp_path / "sweep"
-    result = run_cli(tmp_path, "-m", "agent.batch_size=512,64", "seed=1", *TINY, SHORT_NAMES,
+    result = run_cli(tmp_path, "-m", "agent.batch_size=1024,64", "seed=1", *TINY, SHORT_NAMES,
                      f"hydra.sweep.dir={sweep_dir}")
     return sweep_dir, result
 
@@ -242,13 +242,13 @@ def test_a_failed_run_does_not_stop_the_sweep(failed_sweep):
     assert result.returncode == 1, output
     assert "Traceback" not in output
     runs = run_dirs(sweep_dir)
-    assert set(runs) == {"agent.batch_size=512,seed=1", "agent.batch_size=64,seed=1"}
+    assert set(runs) == {"agent.batch_size=1024,seed=1", "agent.batch_size=64,seed=1"}
     assert (runs["agent.batch_size=64,seed=1"] / "metrics.json").is_file()
-    failed = json.loads((runs["agent.batch_size=512,seed=1"] / "failed.json").read_text())
-    assert "agent.batch_size=512" in failed["overrides"] and "seed=1" in failed["overrides"]
-    assert failed["error"].startswith("ConfigError: agent.batch_size=512 is not allowed")
-    assert "1 run(s) failed" in output and "[agent.batch_size=512 seed=1" in output
-    end = read_hparams(runs["agent.batch_size=512,seed=1"])["_hparams_/session_end_info"].session_end_info
+    failed = json.loads((runs["agent.batch_size=1024,seed=1"] / "failed.json").read_text())
+    assert "agent.batch_size=1024" in failed["overrides"] and "seed=1" in failed["overrides"]
+    assert failed["error"].startswith("ConfigError: agent.batch_size=1024 is not allowed")
+    assert "1 run(s) failed" in output and "[agent.batch_size=1024 seed=1" in output
+    end = read_hparams(runs["agent.batch_size=1024,seed=1"])["_hparams_/session_end_info"].session_end_info
     assert end.status == api_pb2.STATUS_FAILURE
 
 
@@ -273,13 +273,13 @@ def test_report_on_a_sweep_with_failed_empty_and_unfinished_runs(failed_sweep, t
     markdown = paths["markdown"].read_text()
     assert "4 runs, 1 finished, 1 failed, 2 without a result" in markdown
     assert "## Failed runs" in markdown
-    assert "- `agent.batch_size=512,seed=1`: ConfigError: agent.batch_size=512 is not allowed" in markdown
+    assert "- `agent.batch_size=1024,seed=1`: ConfigError: agent.batch_size=1024 is not allowed" in markdown
     assert "- `not-started`: no data yet" in markdown
     assert "- `agent.batch_size=64,seed=2`: last logged at env step 1,024" in markdown
     with open(paths["csv"], newline="") as file:
         rows = {row["agent.batch_size"]: row for row in csv.DictReader(file)}
     assert rows["64"]["runs"] == "2" and rows["64"]["finished"] == "1" and rows["64"]["seeds"] == "1"
-    assert rows["512"]["finished"] == "0" and rows["512"]["final_score_mean"] == ""
+    assert rows["1024"]["finished"] == "0" and rows["1024"]["final_score_mean"] == ""
     assert paths["learning_curves"].is_file() and paths["final_score"].is_file()
 
 
