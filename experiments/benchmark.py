@@ -1,7 +1,7 @@
 """Time to solve and throughput of PPO presets, each run in its own process through the real CLI.
 
     python experiments/benchmark.py                                   # the default preset, seeds 1 2 3
-    python experiments/benchmark.py --seeds 1 2 3 4 5 -- agent=rl_zoo env.num_envs=8  # any overrides after --
+    python experiments/benchmark.py --seeds 1 2 3 4 5 -- +experiment=rl_zoo   # any overrides after --
     python experiments/benchmark.py --solve-only=false -- +experiment=tutorial train.total_timesteps=60000
     python experiments/benchmark.py --compare                         # against Stable-Baselines3 (bench extra)
 
@@ -26,9 +26,11 @@ from pathlib import Path
 def run_ppo(overrides: list[str], seed: int, solve_only: bool) -> dict:
     """One training run of ``python -m ppo.run`` in a fresh process; its metrics and peak RSS (MB)."""
     with tempfile.TemporaryDirectory() as run_dir:
-        command = [sys.executable, "-m", "ppo.run", *overrides, f"seed={seed}", "train.progress=false",
+        # The caller's overrides come last, so that they win (train.eval_episodes=10 evaluates).
+        command = [sys.executable, "-m", "ppo.run", f"seed={seed}", "train.progress=false",
                    "train.eval_episodes=0", f"train.stop_when_solved={str(solve_only).lower()}",
-                   f"hydra.run.dir={run_dir}", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+                   f"hydra.run.dir={run_dir}", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled",
+                   *overrides]
         metrics = _run_measured(command, Path(run_dir) / "metrics.json")
     return metrics
 
@@ -88,9 +90,8 @@ def _median(rows: list[dict], key: str) -> float | None:
 
 def compare(seeds: list[int]) -> str:
     """The four targets of the performance issue, each as a ratio measured here, now."""
-    # Throughput at RL Zoo's CartPole-v1 hyperparameters (8 envs among them): both train 50k steps, no early stop.
-    ours_zoo = [run_ppo(["agent=rl_zoo", "env.num_envs=8", "train.total_timesteps=50000"], seed, False)
-                for seed in seeds]
+    # Throughput at RL Zoo's CartPole-v1 hyperparameters: both train 50k steps, no early stop.
+    ours_zoo = [run_ppo(["+experiment=rl_zoo", "train.total_timesteps=50000"], seed, False) for seed in seeds]
     sb3_zoo = [run_sb3(seed, False, 50_000) for seed in seeds]
     # Wall time to solve: our default preset against SB3 with RL Zoo's settings (its best), and our
     # implementation of CleanRL's defaults (CleanRL is a single file, not a package).

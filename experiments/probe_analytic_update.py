@@ -53,7 +53,7 @@ def autograd_step(step=True):
 
 # By hand: every gradient written into preallocated .grad tensors.
 def layers(module):
-    lin = [m for m in module.body if isinstance(m, torch.nn.Linear)]
+    lin = [m for m in module.body.children() if isinstance(m, torch.nn.Linear)]
     return [(l.weight, l.bias) for l in lin]
 
 

@@ -59,14 +59,21 @@ class Rollout:
         return torch.where(self.has_final_obs.to(values.device), final_values, shifted)
 
 
+def trainable_samples(trainable: torch.Tensor, *per_step: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each (T, N, ...) tensor of ``per_step`` as samples (T*N, ...), keeping only the steps where
+    ``trainable`` (T, N) is true, in the same order for all: row i of every result is one transition."""
+    index = trainable.reshape(-1).nonzero().squeeze(1)
+    return tuple(tensor.reshape(-1, *tensor.shape[2:])[index] for tensor in per_step)
+
+
 def minibatches(n_samples: int, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor | slice, ...]:
     """One epoch's split of ``n_samples`` samples into ceil(n_samples / batch_size) minibatches, as
     indices into the samples: every sample is in exactly one of them, and their sizes differ by at
     most one (all equal ``batch_size`` when it divides ``n_samples``).
 
-    Several minibatches are a fresh random permutation, split. A single one is ``slice(None)``, all
-    samples in order: its mean loss does not depend on the order, so it needs no shuffle, no draw
-    from ``generator`` and no copy of the samples."""
+    Several minibatches are a fresh random permutation, split, on ``generator``'s device (the
+    trainer's). A single one is ``slice(None)``, all samples in order: its mean loss does not depend
+    on the order, so it needs no shuffle, no draw from ``generator`` and no copy of the samples."""
     n_minibatches = math.ceil(n_samples / batch_size)
     if n_minibatches <= 1:
         return (slice(None),) * n_minibatches

@@ -22,12 +22,13 @@ from ppo.normalize import Normalizer
 _ACTIVATIONS = {"relu": (nn.ReLU, torch.relu), "tanh": (nn.Tanh, torch.tanh)}  # module, function
 
 
-class MLP(nn.Sequential):
+class MLP(nn.Module):
     """``in_dim -> hidden_sizes -> out_dim`` with ``net.activation`` between the layers.
 
-    Stored as the ``nn.Sequential`` of its layers (so checkpoints name them ``body.0.weight``, ...),
-    but ``forward`` calls each layer's op itself: on a CPU, calling a module costs about as much as
-    a 64-wide layer's arithmetic, and training calls these networks tens of thousands of times.
+    Its layers are children named 0, 1, 2, ... as in an ``nn.Sequential`` (checkpoints name them
+    ``body.0.weight``, ...), but ``forward`` calls each layer's op itself: on a CPU, calling a module
+    costs about as much as a 64-wide layer's arithmetic, and training calls these networks tens of
+    thousands of times. So module hooks on the layers do not fire, and the layers are fixed.
     """
 
     def __init__(self, in_dim: int, out_dim: int, net: NetworkConfig, out_gain: float):
@@ -37,7 +38,9 @@ class MLP(nn.Sequential):
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             layers += [_init(nn.Linear(fan_in, fan_out), math.sqrt(2), net), activation_module()]
         layers.append(_init(nn.Linear(sizes[-1], out_dim), out_gain, net))
-        super().__init__(*layers)
+        super().__init__()
+        for index, layer in enumerate(layers):
+            self.add_module(str(index), layer)
         self.activation = activation
         self.linears = tuple(layers[::2])  # a tuple is not registered again: the layers already are
 

@@ -27,7 +27,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 
-from ppo.buffer import Rollout, minibatches
+from ppo.buffer import Rollout, minibatches, trainable_samples
 from ppo.checkpoint import CHECKPOINT_DIR, LAST, check_spaces, load_checkpoint, load_weights, save_checkpoint
 from ppo.config import Config, ConfigError, DeviceConfig, EnvConfig, TrainingDiverged, to_dict
 from ppo.envs import EpisodeTracker, make_envs, solved_score
@@ -179,14 +179,12 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
             # ---- UPDATE ----
             # The samples to learn from, gathered once for all epochs: every step but next-step
             # autoreset's reset steps.
-            train_index = data.trainable.view(-1).nonzero().squeeze(1)
-            b_obs, b_log_probs = data.obs.view(-1, obs_dim)[train_index], data.log_probs.view(-1)[train_index]
-            b_actions = data.actions.view(-1, *actor.action_shape)[train_index]
-            b_advantages, b_returns = advantages.view(-1)[train_index], returns.view(-1)[train_index]
+            b_obs, b_actions, b_log_probs, b_advantages, b_returns, b_values = trainable_samples(
+                data.trainable, data.obs, data.actions, data.log_probs, advantages, returns, values)
             stats = torch.zeros(6, device=device)
             n_minibatch_steps = 0
             for _epoch in range(agent.n_epochs):
-                for batch in minibatches(len(train_index), agent.batch_size, generator):
+                for batch in minibatches(len(b_obs), agent.batch_size, generator):
                     with timer("update_forward"):
                         batch_obs = b_obs[batch]
                         batch_policy = actor(batch_obs)  # log-probabilities, or Gaussian means
@@ -232,8 +230,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
                            "diagnostics/learning_rate": optimizer.param_groups[0]["lr"]}
                 if n_minibatch_steps:  # zero only when every step of the rollout was a reset step
                     scalars.update(zip(STAT_NAMES, (stats / n_minibatch_steps).tolist()))
-                    scalars["diagnostics/explained_variance"] = explained_variance(
-                        values.view(-1)[train_index], b_returns)
+                    scalars["diagnostics/explained_variance"] = explained_variance(b_values, b_returns)
                 if isinstance(actor, GaussianActor):  # how much the policy still explores
                     scalars["diagnostics/action_std"] = actor.log_std.exp().mean().item()
                 for tag, value in scalars.items():

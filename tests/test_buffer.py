@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ppo.buffer import Rollout, minibatches
+from ppo.buffer import Rollout, minibatches, trainable_samples
 
 
 def split(index, batch_size, seed=0):
@@ -51,6 +51,23 @@ def test_a_subset_index_is_respected():
     assert sorted(used) == index.tolist()
     assert not {0, 3, 17, 18, 39} & set(used)
     assert len(batches) == math.ceil(35 / 8)
+
+
+def test_trainable_samples_drop_reset_steps_and_keep_each_transition_aligned():
+    """The update's samples: (T, N, ...) tensors flattened to one row per transition, without the
+    steps that are not trainable (next-step autoreset's reset steps), the same rows in every tensor,
+    whatever its trailing shape."""
+    T, N, D = 4, 3, 2
+    step_id = torch.arange(T * N).view(T, N)  # 3 * t + n
+    obs = step_id.unsqueeze(-1).repeat(1, 1, D).float() + torch.tensor([0.0, 0.5])  # (T, N, D)
+    trainable = torch.ones(T, N, dtype=torch.bool)
+    trainable[0, 1] = trainable[2, 0] = trainable[3, 2] = False
+    ids, features, doubled = trainable_samples(trainable, step_id, obs, 2.0 * step_id)
+    expected = [i for i in range(T * N) if i not in (1, 6, 11)]
+    assert ids.tolist() == expected
+    assert features.shape == (len(expected), D) and features[:, 0].tolist() == expected
+    assert (features[:, 1] - features[:, 0]).eq(0.5).all()
+    assert doubled.tolist() == [2.0 * i for i in expected]
 
 
 def test_the_split_is_a_shuffle():

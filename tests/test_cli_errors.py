@@ -35,7 +35,7 @@ BAD_INPUTS = [
     ("agent.lr=-0.001", "agent.lr"),
     ("agent.lr=inf", "agent.lr"),
     ("agent.batch_size=0", "agent.batch_size"),
-    ("agent.batch_size=1000", "agent.batch_size"),  # larger than the rollout memory, 32 x 8 = 256
+    ("agent.batch_size=1000", "agent.batch_size"),  # larger than the rollout memory, 32 x 16 = 512
     ("agent.n_steps=0", "agent.n_steps"),
     ("agent.n_epochs=0", "agent.n_epochs"),
     ("agent.max_grad_norm=-1", "agent.max_grad_norm"),

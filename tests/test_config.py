@@ -49,7 +49,7 @@ def test_every_experiment_composes_with_plus_experiment(name):
 
 
 def test_defaults_compose_to_the_documented_defaults():
-    """No overrides: agent default, network small (64x64 tanh), CartPole-v1 x 8 with auto
+    """No overrides: agent default, network small (64x64 tanh), CartPole-v1 x 16 with auto
     vectorization and next_step autoreset, solved at 475, cpu, seed 1; every value but the explicit
     solved_score equals the dataclass default."""
     config = make_config()

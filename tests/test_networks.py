@@ -60,7 +60,7 @@ def test_network_follows_hidden_sizes_and_activation(hidden_sizes, activation):
         assert len(layers) == len(hidden_sizes) + 1
         widths = [in_dim, *hidden_sizes, out_dim]
         assert [(layer.in_features, layer.out_features) for layer in layers] == list(zip(widths[:-1], widths[1:]))
-        modules = list(model)
+        modules = list(model.children())
         assert len(modules) == 2 * len(hidden_sizes) + 1
         for i in range(len(hidden_sizes)):
             assert isinstance(modules[2 * i], nn.Linear)
@@ -71,23 +71,23 @@ def test_network_follows_hidden_sizes_and_activation(hidden_sizes, activation):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_mlp_computes_what_its_layers_do_in_sequence(activation):
     """The MLP's forward, which calls the layers' ops itself, is the function of its layers applied in
-    order, as nn.Sequential would: before and after a weight changes, in a copy, with and without
-    gradients; and the checkpoint names of the layers stay nn.Sequential's (body.0.weight, ...)."""
+    order, as an nn.Sequential's: before and after a weight changes, in a copy, with gradients; and
+    the checkpoint names of the layers stay nn.Sequential's (body.0.weight, ...)."""
     torch.manual_seed(0)
     model = mlp(3, 2, NetworkConfig(hidden_sizes=[8, 4], activation=activation), out_gain=0.5)
     x = torch.randn(7, 3, requires_grad=True)
 
     def in_sequence(m, x):
-        for layer in m:
+        for layer in m.children():
             x = layer(x)
         return x
 
     torch.testing.assert_close(model(x), in_sequence(model, x), rtol=0, atol=0)
     with torch.no_grad():
-        model[2].weight.add_(1.0)
+        model.get_submodule("2").weight.add_(1.0)
     copied = copy.deepcopy(model)
     with torch.no_grad():
-        copied[0].bias.fill_(0.3)
+        copied.get_submodule("0").bias.fill_(0.3)
     for m in (model, copied):
         torch.testing.assert_close(m(x), in_sequence(m, x), rtol=0, atol=0)
     assert not torch.equal(model(x), copied(x))
