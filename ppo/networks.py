@@ -51,11 +51,6 @@ class MLP(nn.Module):
         return F.linear(x, head.weight, head.bias)
 
 
-def mlp(in_dim: int, out_dim: int, net: NetworkConfig, out_gain: float) -> MLP:
-    """``in_dim -> hidden_sizes -> out_dim`` with ``net.activation`` between the layers."""
-    return MLP(in_dim, out_dim, net, out_gain)
-
-
 def _init(layer: nn.Linear, gain: float, net: NetworkConfig) -> nn.Linear:
     # Orthogonal init with a small policy-head gain starts the policy near uniform, which SB3 and
     # CleanRL both do ("The 37 Implementation Details of PPO", detail 2).
@@ -79,7 +74,7 @@ class CategoricalActor(nn.Module):
 
     def __init__(self, obs_dim: int, n_actions: int, net: NetworkConfig):
         super().__init__()
-        self.body = mlp(obs_dim, n_actions, net, out_gain=0.01)
+        self.body = MLP(obs_dim, n_actions, net, out_gain=0.01)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.body(obs), dim=-1)
@@ -117,7 +112,7 @@ class GaussianActor(nn.Module):
     def __init__(self, obs_dim: int, low: list[float], high: list[float], net: NetworkConfig):
         super().__init__()
         self.action_shape = (len(low),)
-        self.body = mlp(obs_dim, len(low), net, out_gain=0.01)
+        self.body = MLP(obs_dim, len(low), net, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full(self.action_shape, float(net.log_std_init)))
         self.low, self.high = np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32)
 
@@ -198,7 +193,7 @@ class Critic(nn.Module):
 
     def __init__(self, obs_dim: int, net: NetworkConfig):
         super().__init__()
-        self.body = mlp(obs_dim, 1, net, out_gain=1.0)
+        self.body = MLP(obs_dim, 1, net, out_gain=1.0)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.body(obs).squeeze(-1)

@@ -14,7 +14,7 @@ from torch.distributions import Categorical, Normal
 
 from ppo.config import NetworkConfig
 from ppo.networks import (CategoricalActor, Critic, GaussianActor, action_space_spec, describe_action_space,
-                          entropy_of, log_prob_of, make_actor, mlp, sample_actions)
+                          MLP, entropy_of, log_prob_of, make_actor, sample_actions)
 
 
 def linears(module: nn.Module) -> list[nn.Linear]:
@@ -74,7 +74,7 @@ def test_mlp_computes_what_its_layers_do_in_sequence(activation):
     order, as an nn.Sequential's: before and after a weight changes, in a copy, with gradients; and
     the checkpoint names of the layers stay nn.Sequential's (body.0.weight, ...)."""
     torch.manual_seed(0)
-    model = mlp(3, 2, NetworkConfig(hidden_sizes=[8, 4], activation=activation), out_gain=0.5)
+    model = MLP(3, 2, NetworkConfig(hidden_sizes=[8, 4], activation=activation), out_gain=0.5)
     x = torch.randn(7, 3, requires_grad=True)
 
     def in_sequence(m, x):
@@ -107,7 +107,7 @@ def test_orthogonal_init_gains_and_zero_biases():
     """orthogonal_init: biases 0, hidden weights orthogonal with gain √2, the given head gain
     (W·Wᵀ = gain²·I for a layer with fan_out <= fan_in)."""
     torch.manual_seed(0)
-    model = mlp(8, 2, NetworkConfig(hidden_sizes=[8, 4]), out_gain=0.01)
+    model = MLP(8, 2, NetworkConfig(hidden_sizes=[8, 4]), out_gain=0.01)
     hidden1, hidden2, head = linears(model)
     for layer, gain in ((hidden1, 2 ** 0.5), (hidden2, 2 ** 0.5), (head, 0.01)):
         assert not layer.bias.any()
@@ -118,7 +118,7 @@ def test_orthogonal_init_gains_and_zero_biases():
 def test_without_orthogonal_init_torch_default_init_is_kept():
     """orthogonal_init=false keeps torch's default init: biases are not zeroed."""
     torch.manual_seed(0)
-    model = mlp(8, 2, NetworkConfig(hidden_sizes=[8], orthogonal_init=False), out_gain=0.01)
+    model = MLP(8, 2, NetworkConfig(hidden_sizes=[8], orthogonal_init=False), out_gain=0.01)
     assert all(layer.bias.abs().sum() > 0 for layer in linears(model))
 
 
