@@ -107,7 +107,7 @@ def read_run(run_dir: Path, sweep_dir: Path) -> Run:
 
 def parse_overrides(path: Path) -> dict[str, Any]:
     """``.hydra/overrides.yaml`` as ``{key: value}``, values typed by Hydra's override parser
-    (``+experiment=x`` gives key ``experiment``)."""
+    (``experiment=x`` gives key ``experiment``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 

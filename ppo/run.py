@@ -32,22 +32,14 @@ from ppo.sweep import clear_failure, record_failure
 log = logging.getLogger("ppo")
 
 
-def _resource_dir(name: str) -> Path:
-    """``conf/`` or ``experiments/``: beside the package in a source checkout, inside it when installed."""
+def _conf_dir() -> Path:
+    """``conf/``: beside the package in a source checkout, inside it when installed."""
     package_dir = Path(__file__).resolve().parent
-    installed = package_dir / name
-    return installed if installed.is_dir() else package_dir.parent / name
+    installed = package_dir / "conf"
+    return installed if installed.is_dir() else package_dir.parent / "conf"
 
 
-CONF_DIR = _resource_dir("conf")
-EXPERIMENTS_DIR = _resource_dir("experiments")
-
-
-def register_experiments() -> None:
-    """Each ``experiments/<name>.yaml`` becomes ``+experiment=<name>``: a global override bundle."""
-    store = ConfigStore.instance()
-    for path in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
-        store.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
+CONF_DIR = _conf_dir()
 
 
 def local_cpu_count() -> int:
@@ -56,7 +48,6 @@ def local_cpu_count() -> int:
 
 
 register_configs()
-register_experiments()
 # ${ppo.cpu_count:} in configs, e.g. the Optuna sweeper's batch of parallel trials.
 OmegaConf.register_new_resolver("ppo.cpu_count", local_cpu_count, replace=True)
 

@@ -107,18 +107,18 @@ def test_cli_print_config_does_not_train(tmp_path):
 
 
 def test_cli_plus_experiment_runs(tmp_path):
-    """+experiment=tutorial, as documented in experiments/tutorial.yaml, is accepted by the CLI."""
+    """experiment=tutorial, as documented in conf/experiment/tutorial.yaml, is accepted by the CLI."""
     run_dir = tmp_path / "run"
-    result = run_cli(tmp_path, "+experiment=tutorial", "train.total_timesteps=40", "train.eval_episodes=1",
+    result = run_cli(tmp_path, "experiment=tutorial", "train.total_timesteps=40", "train.eval_episodes=1",
                      "train.progress=false", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr
     assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").env.num_envs == 1
 
 
 def test_benchmark_command_prints_a_table_of_its_runs(tmp_path):
-    """experiments/benchmark.py runs the real CLI once per seed and prints a Markdown table with a
+    """benchmarks/benchmark.py runs the real CLI once per seed and prints a Markdown table with a
     row per seed and a median row (a tiny budget: the runs do not solve the env)."""
-    script = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "benchmark.py")
+    script = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "benchmark.py")
     result = subprocess.run([sys.executable, script, "--seeds", "1", "2", "--solve-only=false", "--",
                              "train.total_timesteps=512"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)

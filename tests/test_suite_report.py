@@ -1,4 +1,4 @@
-"""experiments/suite.py's table: our scores over seeds beside RL Zoo's, from finished run dirs."""
+"""benchmarks/suite.py's table: our scores over seeds beside RL Zoo's, from finished run dirs."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-SUITE = Path(__file__).resolve().parents[1] / "experiments" / "suite.py"
+SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "suite.py"
 
 
 @pytest.fixture(scope="module")
 def suite():
-    """experiments/suite.py as a module (experiments/ is a folder of scripts, not a package)."""
+    """benchmarks/suite.py as a module (benchmarks/ is a folder of scripts, not a package)."""
     spec = importlib.util.spec_from_file_location("suite", SUITE)
     module = importlib.util.module_from_spec(spec)
     sys.modules["suite"] = module  # its dataclasses look their module up while it loads

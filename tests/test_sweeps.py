@@ -289,10 +289,10 @@ def test_report_on_a_sweep_with_failed_empty_and_unfinished_runs(failed_sweep, t
 
 
 def test_optuna_search_experiment_runs_two_trials(tmp_path):
-    """+experiment=cartpole_search with 2 trials: two runs inside the search space, and the best
+    """experiment=cartpole_search with 2 trials: two runs inside the search space, and the best
     trial in optimization_results.yaml is the run with the best final score."""
     sweep_dir = tmp_path / "search"
-    result = run_cli(tmp_path, "+experiment=cartpole_search", "hydra.sweeper.n_trials=2",
+    result = run_cli(tmp_path, "experiment=cartpole_search", "hydra.sweeper.n_trials=2",
                      *TINY, f"hydra.sweep.dir={sweep_dir}", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     runs = run_dirs(sweep_dir)
@@ -340,7 +340,7 @@ def compose_with_hydra(overrides):
 def test_grid_experiments_sweep_clip_lambda_and_batch_size_in_parallel(name, env_id):
     """The 3 × 3 × 3 grid with 3 seeds, as a sweep (no -m needed) through the joblib launcher over
     all local cores, one torch thread per run, run dirs named by overrides without the experiment."""
-    cfg = compose_with_hydra([f"+experiment={name}"])
+    cfg = compose_with_hydra([f"experiment={name}"])
     assert cfg.env.id == env_id
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == -1
@@ -353,7 +353,7 @@ def test_grid_experiments_sweep_clip_lambda_and_batch_size_in_parallel(name, env
 
 
 def test_search_experiment_is_an_optuna_search_over_the_issue_ranges():
-    cfg = compose_with_hydra(["+experiment=cartpole_search"])
+    cfg = compose_with_hydra(["experiment=cartpole_search"])
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"

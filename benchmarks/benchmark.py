@@ -1,9 +1,9 @@
 """Time to solve and throughput of PPO presets, each run in its own process through the real CLI.
 
-    python experiments/benchmark.py                                   # the default preset, seeds 1 2 3
-    python experiments/benchmark.py --seeds 1 2 3 4 5 -- +experiment=rl_zoo   # any overrides after --
-    python experiments/benchmark.py --solve-only=false -- +experiment=tutorial train.total_timesteps=60000
-    python experiments/benchmark.py --compare                         # against Stable-Baselines3 (bench extra)
+    python benchmarks/benchmark.py                                   # the default preset, seeds 1 2 3
+    python benchmarks/benchmark.py --seeds 1 2 3 4 5 -- experiment=rl_zoo   # any overrides after --
+    python benchmarks/benchmark.py --solve-only=false -- experiment=tutorial train.total_timesteps=60000
+    python benchmarks/benchmark.py --compare                         # against Stable-Baselines3 (bench extra)
 
 Every run trains with ``train.stop_when_solved=true`` (unless ``--solve-only=false``) and reports,
 from its ``metrics.json``: env steps and wall seconds until the mean score of 100 consecutive
@@ -36,7 +36,7 @@ def run_ppo(overrides: list[str], seed: int, solve_only: bool) -> dict:
 
 
 def run_sb3(seed: int, solve_only: bool, total_timesteps: int = 100_000) -> dict:
-    """Stable-Baselines3's PPO with RL Zoo's CartPole-v1 settings (experiments/sb3_ppo.py), measured alike."""
+    """Stable-Baselines3's PPO with RL Zoo's CartPole-v1 settings (benchmarks/sb3_ppo.py), measured alike."""
     with tempfile.TemporaryDirectory() as run_dir:
         metrics_file = Path(run_dir) / "metrics.json"
         command = [sys.executable, str(Path(__file__).with_name("sb3_ppo.py")), f"--seed={seed}",
@@ -91,15 +91,15 @@ def _median(rows: list[dict], key: str) -> float | None:
 def compare(seeds: list[int]) -> str:
     """The four targets of the performance issue, each as a ratio measured here, now."""
     # Throughput at RL Zoo's CartPole-v1 hyperparameters: both train 50k steps, no early stop.
-    ours_zoo = [run_ppo(["+experiment=rl_zoo", "train.total_timesteps=50000"], seed, False) for seed in seeds]
+    ours_zoo = [run_ppo(["experiment=rl_zoo", "train.total_timesteps=50000"], seed, False) for seed in seeds]
     sb3_zoo = [run_sb3(seed, False, 50_000) for seed in seeds]
     # Wall time to solve: our default preset against SB3 with RL Zoo's settings (its best), and our
     # implementation of CleanRL's defaults (CleanRL is a single file, not a package).
     ours_solve = [run_ppo([], seed, True) for seed in seeds]
     sb3_solve = [run_sb3(seed, True) for seed in seeds]
-    cleanrl_solve = [run_ppo(["+experiment=cleanrl"], seed, True) for seed in seeds]
+    cleanrl_solve = [run_ppo(["experiment=cleanrl"], seed, True) for seed in seeds]
     # The tutorial's setup; its own code ran at 235 steps/s on this kind of machine (not run here).
-    tutorial = [run_ppo(["+experiment=tutorial", "train.total_timesteps=10000"], seed, False) for seed in seeds]
+    tutorial = [run_ppo(["experiment=tutorial", "train.total_timesteps=10000"], seed, False) for seed in seeds]
     # Memory of a whole default run (its whole step budget and the evaluation).
     default_full = run_ppo(["train.eval_episodes=10"], seeds[0], False)
 
@@ -135,7 +135,7 @@ def compare(seeds: list[int]) -> str:
         f"| peak RSS of a default run ({default_full['global_step'] // 1000}k steps + evaluation), MB "
         f"| {default_full['peak_rss_mb']:.0f} | | | < 600 | {met(default_full['peak_rss_mb'] < 600)} |",
         "",
-        f"CleanRL's ppo.py defaults through this framework (+experiment=cleanrl): {steps(cleanrl_solve)} steps, "
+        f"CleanRL's ppo.py defaults through this framework (experiment=cleanrl): {steps(cleanrl_solve)} steps, "
         f"{secs(cleanrl_solve)} s to solve, {_median(cleanrl_solve, 'steps_per_second'):,.0f} steps/s.",
         "",
         "Where a default run's time goes (seconds, seed " + str(seeds[0]) + "): "

@@ -1,11 +1,11 @@
 """The environment suite benchmark: every env's tuned experiment over several seeds at RL Zoo's step
 budget, its final greedy score beside the score RL Zoo publishes for PPO on the same env and budget.
 
-    python experiments/suite.py                                   # every env, seeds 1 2 3, 2 runs at once
-    python experiments/suite.py --seeds 1 2 3 4 5 --envs pendulum mountain_car_continuous
-    python experiments/suite.py --out outputs/suite --report-only # table and plots of the runs so far
+    python benchmarks/suite.py                                   # every env, seeds 1 2 3, 2 runs at once
+    python benchmarks/suite.py --seeds 1 2 3 4 5 --envs pendulum mountain_car_continuous
+    python benchmarks/suite.py --out outputs/suite --report-only # table and plots of the runs so far
 
-Each run is ``python -m ppo.run +experiment=<env>_tuned seed=S`` in its own process (the real CLI),
+Each run is ``python -m ppo.run experiment=<env>_tuned seed=S`` in its own process (the real CLI),
 in ``<out>/<env>/seed_<S>``; a run whose ``metrics.json`` exists is not run again, so a stopped
 benchmark continues where it was. Writes into ``--out``:
 
@@ -72,7 +72,7 @@ BOX2D_ENVS = {"lunar_lander", "lunar_lander_continuous"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python experiments/suite.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/suite.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(PUBLISHED), choices=list(PUBLISHED), metavar="ENV",
                         help=f"env presets to train (default: all of {', '.join(PUBLISHED)})")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
@@ -107,7 +107,7 @@ def train(env: str, seed: int, out: Path, eval_episodes: int) -> bool:
         return True
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "ppo.run", f"+experiment={env}_tuned", f"seed={seed}", "train.progress=false",
+        [sys.executable, "-m", "ppo.run", f"experiment={env}_tuned", f"seed={seed}", "train.progress=false",
          f"train.eval_episodes={eval_episodes}", f"hydra.run.dir={run_dir}"],
         capture_output=True, text=True)
     last_line = (result.stderr.strip().splitlines() or ["no message"])[-1]

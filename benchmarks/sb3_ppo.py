@@ -2,8 +2,8 @@
 time from the start of ``learn()``, and the env steps at which the mean score of 100 consecutive
 training episodes first reaches the solved score. Needs the ``bench`` extra (``pip install -e ".[bench]"``).
 
-    python experiments/sb3_ppo.py --seed 1 --out metrics.json                  # RL Zoo's CartPole-v1 settings
-    python experiments/sb3_ppo.py --seed 1 --total-timesteps 50000 --no-stop   # throughput only
+    python benchmarks/sb3_ppo.py --seed 1 --out metrics.json                  # RL Zoo's CartPole-v1 settings
+    python benchmarks/sb3_ppo.py --seed 1 --total-timesteps 50000 --no-stop   # throughput only
 
 The defaults are RL Zoo's tuned hyperparameters for CartPole-v1 (rl-baselines3-zoo,
 hyperparams/ppo.yml): 8 envs, n_steps 32, batch 256, 20 epochs, λ 0.8, γ 0.98, entropy 0, learning
