@@ -22,7 +22,8 @@ from ppo.envs import make_envs
 from ppo.checkpoint import load_checkpoint, load_policy
 from ppo.networks import CategoricalActor, Critic, GaussianActor, Policy, log_prob_of
 from ppo.normalize import Normalizer
-from ppo.train import EnvState, collect_rollout, estimate_values, evaluate, train
+from ppo.evaluate import evaluate
+from ppo.train import EnvState, collect_rollout, estimate_values, train
 
 CPU = torch.device("cpu")
 
