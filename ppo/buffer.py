@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 
 
@@ -15,9 +16,11 @@ class Rollout:
 
     It lives on the host, beside the env, so each step writes into it through numpy views without a
     device round trip; the update moves it to the training device once (a no-op on a CPU).
+    Observations keep the env's compact dtype (:func:`storage_dtype`): a rollout of Atari frames is
+    uint8, and only each minibatch becomes floats, inside the network.
     """
 
-    obs: torch.Tensor  # (T, N, obs_dim) float: s_t
+    obs: torch.Tensor  # (T, N, *obs_shape) float32, or the env's uint8 or bool for images: s_t
     actions: torch.Tensor  # (T, N) long for discrete actions, (T, N, action_dim) float for Box: a_t
     log_probs: torch.Tensor  # (T, N) float: log π_old(a_t|s_t)
     rewards: torch.Tensor  # (T, N) float: r_t
@@ -25,21 +28,24 @@ class Rollout:
     ended: torch.Tensor  # (T, N) float 0/1: terminated or truncated, the episode stops here
     trainable: torch.Tensor  # (T, N) bool: False for a sub-env's reset step in next-step autoreset
     # mode, which ignores the action and spans two episodes: no transition to learn from.
-    final_obs: torch.Tensor  # (T, N, obs_dim) float: same-step autoreset mode, the true last obs of
+    final_obs: torch.Tensor  # (T, N, *obs_shape) as obs: same-step autoreset mode, the true last obs of
     has_final_obs: torch.Tensor  # (T, N) bool:  an episode truncated at t, to bootstrap from
 
     @classmethod
-    def allocate(cls, n_steps: int, num_envs: int, obs_dim: int, action_shape: tuple[int, ...] = (),
-                 action_dtype: torch.dtype = torch.long) -> Rollout:
-        """Zeroed storage; ``action_shape`` and ``action_dtype`` are the actor's (one index per env
-        for discrete actions, a float vector for Box actions)."""
+    def allocate(cls, n_steps: int, num_envs: int, obs_shape: int | tuple[int, ...], action_shape: tuple[int, ...] = (),
+                 action_dtype: torch.dtype = torch.long, obs_dtype: torch.dtype = torch.float32) -> Rollout:
+        """Zeroed storage for observations of ``obs_shape`` (an int: a vector's length) and ``obs_dtype``
+        (see :func:`storage_dtype`); ``action_shape`` and ``action_dtype`` are the actor's (one index per
+        env for discrete actions, a float vector for Box actions)."""
+        obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
+
         def zeros(*trailing: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros((n_steps, num_envs, *trailing), dtype=dtype)
 
         return cls(
-            obs=zeros(obs_dim), actions=zeros(*action_shape, dtype=action_dtype), log_probs=zeros(), rewards=zeros(),
-            terminated=zeros(), ended=zeros(), trainable=zeros(dtype=torch.bool),
-            final_obs=zeros(obs_dim), has_final_obs=zeros(dtype=torch.bool),
+            obs=zeros(*obs_shape, dtype=obs_dtype), actions=zeros(*action_shape, dtype=action_dtype),
+            log_probs=zeros(), rewards=zeros(), terminated=zeros(), ended=zeros(), trainable=zeros(dtype=torch.bool),
+            final_obs=zeros(*obs_shape, dtype=obs_dtype), has_final_obs=zeros(dtype=torch.bool),
         )
 
     def to(self, device: torch.device | str) -> Rollout:
@@ -57,6 +63,12 @@ class Rollout:
         if final_values is None:
             return shifted
         return torch.where(self.has_final_obs.to(values.device), final_values, shifted)
+
+
+def storage_dtype(obs_dtype: np.dtype) -> torch.dtype:
+    """How a rollout stores observations of the env's ``obs_dtype``: uint8 pixels and bool grids as they
+    are (a quarter or less of float32's memory; the network scales them), any other number as float32."""
+    return {np.dtype(np.uint8): torch.uint8, np.dtype(np.bool_): torch.bool}.get(np.dtype(obs_dtype), torch.float32)
 
 
 def trainable_samples(trainable: torch.Tensor, *per_step: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -75,11 +75,12 @@ def policy_from_checkpoint(state: dict, source: str, device: str | torch.device 
     if saved_env != config.env.id:
         raise ConfigError(f"checkpoint={source!r} does not fit this run: it was trained on {saved_env}, "
                           f"the run's env.id is {config.env.id}")
-    actor = make_actor(state["obs_dim"], saved_action_spec(state), config.network).to(device)
+    obs_shape = saved_obs_shape(state)
+    actor = make_actor(obs_shape, saved_action_spec(state), config.network).to(device)
     load_weights(actor, state["actor"], "actor", source)
     # The actor sees observations as it was trained to: normalized exactly when the checkpoint holds statistics.
     statistics = state.get("normalizer", {})
-    normalizer = Normalizer(state["obs_dim"], num_envs=1, normalize_observations="observations" in statistics,
+    normalizer = Normalizer(obs_shape[0], num_envs=1, normalize_observations="observations" in statistics,
                             clip_observations=config.env.clip_observations)
     normalizer.load_state_dict(statistics)
     return Policy(actor.eval(), normalizer), config
@@ -91,15 +92,28 @@ def saved_action_spec(state: dict) -> dict:
     return state["action_space"] if "action_space" in state else {"n": state["n_actions"]}
 
 
-def check_spaces(state: dict, obs_dim: int, action_spec: dict, env_id: str, source: str) -> None:
-    """Raise :class:`ConfigError` unless the checkpoint was saved for ``obs_dim`` observations and
-    the action space ``action_spec``."""
-    saved_spec = saved_action_spec(state)
-    if (state["obs_dim"], saved_spec) != (obs_dim, action_spec):
+def saved_obs_shape(state: dict) -> tuple[int, ...]:
+    """The observation shape a checkpoint was saved for: ``(obs_dim,)`` for vectors, (C, H, W) for
+    images; checkpoints older than image observations held a vector's length only, as ``obs_dim``."""
+    return tuple(state["obs_shape"]) if "obs_shape" in state else (state["obs_dim"],)
+
+
+def describe_obs_shape(shape: tuple[int, ...]) -> str:
+    """``4 observations`` for a vector, ``(4, 84, 84) images`` for images: a shape in words, for messages."""
+    return f"{shape[0]} observations" if len(shape) == 1 else f"{shape} images"
+
+
+def check_spaces(state: dict, obs_shape: int | tuple[int, ...], action_spec: dict, env_id: str, source: str) -> None:
+    """Raise :class:`ConfigError` unless the checkpoint was saved for observations of ``obs_shape``
+    (an int: a vector's length) and the action space ``action_spec``."""
+    obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
+    saved_shape, saved_spec = saved_obs_shape(state), saved_action_spec(state)
+    if (saved_shape, saved_spec) != (obs_shape, action_spec):
         raise ConfigError(
-            f"checkpoint={source!r} does not fit this run: it was saved for {state['obs_dim']} observations and "
+            f"checkpoint={source!r} does not fit this run: it was saved for {describe_obs_shape(saved_shape)} and "
             f"{describe_action_space(saved_spec)} actions ({state['config']['env']['id']}), env.id={env_id!r} "
-            f"has {obs_dim} and {describe_action_space(action_spec)}")
+            f"has {obs_shape[0] if len(obs_shape) == 1 else describe_obs_shape(obs_shape)} and "
+            f"{describe_action_space(action_spec)}")
 
 
 def load_weights(module: nn.Module, saved: dict, name: str, source: str) -> None:
@@ -108,10 +122,10 @@ def load_weights(module: nn.Module, saved: dict, name: str, source: str) -> None
     expected = module.state_dict()
     if saved.keys() != expected.keys():
         raise ConfigError(f"checkpoint={source!r} does not fit this network: its {name} has the tensors "
-                          f"{sorted(saved)}, this network.hidden_sizes needs {sorted(expected)}")
+                          f"{sorted(saved)}, this network (network.type, network.hidden_sizes) needs {sorted(expected)}")
     for key, tensor in expected.items():
         if saved[key].shape != tensor.shape:
             raise ConfigError(f"checkpoint={source!r} does not fit this network: {name} {key} has shape "
                               f"{tuple(saved[key].shape)} in the checkpoint, {tuple(tensor.shape)} here "
-                              "(different network.hidden_sizes or env?)")
+                              "(different network.hidden_sizes, network.type or env?)")
     module.load_state_dict(saved)

@@ -1,7 +1,12 @@
-"""Vector env construction, the autoreset mode it reports, and episode statistics."""
+"""Vector env construction, the autoreset mode it reports, and episode statistics.
+
+Observations reach the agent as flat vectors or as (C, H, W) images: Atari frames through ale-py's
+preprocessing, and channels-last images such as MinAtar's (10, 10, C) grids moved to channels-first.
+"""
 
 from __future__ import annotations
 
+import importlib
 import signal
 
 import gymnasium as gym
@@ -12,6 +17,16 @@ from gymnasium.vector.async_vector_env import _async_worker
 from ppo.config import ConfigError, EnvConfig
 
 AUTORESET = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
+
+# The ids that an optional extra registers: id prefix -> (module, extra).
+OPTIONAL_ENVS = {"ALE/": ("ale_py", "atari"), "MinAtar/": ("minatar", "minatar")}
+
+# Atari preprocessing of the DQN paper (Mnih et al. 2015) as CleanRL and SB3 apply it: up to 30 no-op
+# actions at reset, each action repeated for 4 frames with the last two max-pooled (sprites flicker),
+# 84x84 grayscale frames. env.frame_stack of them make an observation.
+ATARI_NOOP_MAX = 30
+ATARI_FRAME_SKIP = 4
+ATARI_SCREEN_SIZE = 84
 
 
 def make_envs(env: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
@@ -24,22 +39,47 @@ def make_envs(env: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorE
         envs = _make_vector_env(env, num_envs or env.num_envs)
     except gym.error.DependencyNotInstalled as err:
         raise ConfigError(f"env.id={env.id!r} is not available here: {missing_dependency(err)}") from None
-    _check_spaces(envs, env.id)
+    _check_spaces(envs, env)
     return envs
 
 
 def missing_dependency(err: gym.error.DependencyNotInstalled) -> str:
-    """Gymnasium's missing-dependency message in one line, with this project's extra for Box2D."""
+    """Gymnasium's missing-dependency message in one line, with this project's extra for Box2D and MuJoCo."""
     text = " ".join(str(err).split())
     if "box2d" in text.lower():
         return 'it needs Box2D; install it with pip install "ppo[box2d]" (or "gymnasium[box2d]")'
+    if "mujoco" in text.lower():
+        return 'it needs MuJoCo; install it with pip install "ppo[mujoco]" (or "gymnasium[mujoco]")'
     return text
 
 
-def _make_vector_env(env: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
+def register_optional_envs(env_id: str) -> None:
+    """Register the ids of the optional package that provides ``env_id`` (``ALE/...``: ale-py,
+    ``MinAtar/...``: minatar), which gymnasium does not know until that package registers them;
+    a :class:`ConfigError` naming the extra to install when it is missing. Other ids: nothing."""
+    for prefix, (module, extra) in OPTIONAL_ENVS.items():
+        if not env_id.startswith(prefix):
+            continue
+        try:
+            package = importlib.import_module(module)
+        except ImportError:
+            raise ConfigError(f"env.id={env_id!r} is not available here: it needs {module}; install it with "
+                              f'pip install "ppo[{extra}]"') from None
+        if module == "ale_py":
+            gym.register_envs(package)  # importing ale_py registers the ALE/ ids; this keeps the import used
+        elif not any(name.startswith(prefix) for name in gym.registry):
+            importlib.import_module("minatar.gym").register_envs()
+
+
+def is_atari(env_id: str) -> bool:
+    """Whether ``env_id`` is one of ale-py's ``ALE/<Game>-v5`` ids, which get the Atari preprocessing."""
+    return env_id.startswith("ALE/")
+
+
+def _make_vector_env(env: EnvConfig, num_envs: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
     spec = gym.spec(env.id)
     autoreset_mode = AUTORESET[env.autoreset_mode]
-    vectorization = env.vectorization
+    vectorization = "sync" if render_mode else env.vectorization
     if vectorization == "auto":
         native = spec.vector_entry_point is not None and autoreset_mode == AutoresetMode.NEXT_STEP
         vectorization = "vector_entry_point" if native else "sync"
@@ -47,7 +87,8 @@ def _make_vector_env(env: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
         if spec.vector_entry_point is None:
             raise ConfigError(f"env.vectorization='vector_entry_point' is not allowed: {env.id} has no native "
                               "vector env; use sync, async or auto")
-        envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+        kwargs = _atari_vector_kwargs(env) if is_atari(env.id) else {}
+        envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
         if envs.metadata.get("autoreset_mode") != autoreset_mode:
             envs.close()
             raise ConfigError(f"env.autoreset_mode={env.autoreset_mode!r} is not allowed with the native "
@@ -56,9 +97,64 @@ def _make_vector_env(env: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
         vector_kwargs = {"autoreset_mode": autoreset_mode}
         if vectorization == "async":
             vector_kwargs["worker"] = _signal_immune_worker
+        kwargs, wrappers = _atari_wrappers(env) if is_atari(env.id) else ({}, [])
+        if render_mode:
+            kwargs["render_mode"] = render_mode
+        wrappers.append(channels_first)
         envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode=vectorization,
-                            vector_kwargs=vector_kwargs)
+                            vector_kwargs=vector_kwargs, wrappers=wrappers, **kwargs)
     return envs
+
+
+def _atari_vector_kwargs(env: EnvConfig) -> dict:
+    """ale-py's C++ vector env (``AtariVectorEnv``) set to the standard preprocessing, with rewards and
+    episodes as the game gives them: the trainer takes signs (``env.sign_rewards``) and lives
+    (``env.terminal_on_life_loss``) into account for learning only, so scores stay the game's."""
+    kwargs = dict(noop_max=ATARI_NOOP_MAX, frameskip=ATARI_FRAME_SKIP, img_height=ATARI_SCREEN_SIZE,
+                  img_width=ATARI_SCREEN_SIZE, grayscale=True, maxpool=True, stack_num=env.frame_stack,
+                  reward_clipping=False, episodic_life=False, use_fire_reset=True,
+                  autoreset_mode=AUTORESET[env.autoreset_mode])
+    if env.repeat_action_probability is not None:
+        kwargs["repeat_action_probability"] = env.repeat_action_probability
+    return kwargs
+
+
+def _atari_wrappers(env: EnvConfig) -> tuple[dict, list]:
+    """The same preprocessing as gymnasium wrappers around one ``AtariEnv`` each (for sync and async
+    vector envs, and for rendering videos): the env's kwargs and its wrappers. Unlike the C++ vector
+    env, it does not press FIRE at reset: a policy learns to, since it must after each lost life."""
+    kwargs = {"frameskip": 1}  # AtariPreprocessing skips frames itself, max-pooling the last two
+    if env.repeat_action_probability is not None:
+        kwargs["repeat_action_probability"] = env.repeat_action_probability
+    wrappers = [
+        lambda e: gym.wrappers.AtariPreprocessing(e, noop_max=ATARI_NOOP_MAX, frame_skip=ATARI_FRAME_SKIP,
+                                                  screen_size=ATARI_SCREEN_SIZE, terminal_on_life_loss=False,
+                                                  grayscale_obs=True, scale_obs=False),
+        lambda e: gym.wrappers.FrameStackObservation(e, env.frame_stack),
+    ]
+    return kwargs, wrappers
+
+
+def channels_first(env: gym.Env) -> gym.Env:
+    """``env`` with its observations as (C, H, W) where they are channels-last images: a 3-D Box whose
+    last axis is its shortest, such as MinAtar's (10, 10, C) grids or (H, W, 3) RGB frames."""
+    shape = env.observation_space.shape
+    if isinstance(env.observation_space, gym.spaces.Box) and len(shape) == 3 and shape[-1] < min(shape[:2]):
+        return ChannelsFirst(env)
+    return env
+
+
+class ChannelsFirst(gym.ObservationWrapper):
+    """(H, W, C) image observations as (C, H, W), the layout of torch's convolutions."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(np.moveaxis(space.low, -1, 0), np.moveaxis(space.high, -1, 0),
+                                                dtype=space.dtype)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.moveaxis(observation, -1, 0)
 
 
 def _signal_immune_worker(*args, **kwargs) -> None:
@@ -70,7 +166,13 @@ def _signal_immune_worker(*args, **kwargs) -> None:
     _async_worker(*args, **kwargs)
 
 
-def _check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> None:
+def is_image(shape: tuple[int, ...]) -> bool:
+    """Whether observations of ``shape`` are (C, H, W) images (else flat vectors)."""
+    return len(shape) == 3
+
+
+def _check_spaces(envs: gym.vector.VectorEnv, env: EnvConfig) -> None:
+    env_id = env.id
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
     problem = None
     if isinstance(action_space, gym.spaces.Box):
@@ -80,11 +182,16 @@ def _check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> None:
             problem = f"its action space is {action_space}; Box actions need finite bounds to clip to"
     elif not isinstance(action_space, gym.spaces.Discrete):
         problem = f"its action space is {action_space}; the agent handles Discrete and Box actions only"
-    if problem is None and not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
-        problem = f"its observation space is {obs_space}; the agent handles flat Box observations only"
+    if problem is None and not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) in (1, 3)):
+        problem = (f"its observation space is {obs_space}; the agent handles flat Box observations and "
+                   "3-D images only")
     if problem:
         envs.close()
         raise ConfigError(f"env.id={env_id!r} is not supported: {problem}")
+    if env.normalize_observations and is_image(obs_space.shape):
+        envs.close()
+        raise ConfigError(f"env.normalize_observations=true is not allowed: env.id={env_id!r} has image "
+                          f"observations {obs_space.shape}, which the network scales itself; set it to false")
 
 
 def solved_score(env: EnvConfig) -> float | None:
@@ -115,6 +222,41 @@ class EpisodeTracker:
         self.scores[ended] = 0.0
         self.lengths[ended] = 0
         return scores, lengths
+
+
+class LifeLoss:
+    """Which sub-envs lost a life at a vector step while their game goes on: with
+    ``env.terminal_on_life_loss`` those steps end an episode for learning only.
+
+    It reads ``infos["lives"]``, which Atari envs report (ale-py's vector env and gymnasium's
+    AtariEnv); envs without lives never lose one. A life lost on the step that ends the game is no
+    extra signal, and the reset step that restores the lives is no loss.
+    """
+
+    def __init__(self, num_envs: int):
+        self.lives: np.ndarray | None = None
+        self.none = np.zeros(num_envs, dtype=bool)
+
+    def update(self, infos: dict, ended: np.ndarray) -> np.ndarray:
+        """(N,) bool: the sub-envs whose lives dropped at this step without their episode ending."""
+        lives = infos.get("lives")
+        if lives is None:
+            return self.none
+        lives = np.asarray(lives)
+        lost = self.none if self.lives is None else (lives < self.lives) & ~ended
+        self.lives = lives.copy()
+        return lost
+
+
+def make_render_env(env: EnvConfig) -> gym.vector.VectorEnv:
+    """One copy of ``env.id`` that renders RGB frames (``envs.render()``), with the observations the
+    agent trained on: a sync vector env, so that Atari gets its preprocessing as gymnasium wrappers."""
+    try:
+        envs = _make_vector_env(env, 1, render_mode="rgb_array")
+    except gym.error.DependencyNotInstalled as err:
+        raise ConfigError(f"env.id={env.id!r} is not available here: {missing_dependency(err)}") from None
+    _check_spaces(envs, env)
+    return envs
 
 
 _EMPTY_F = np.zeros(0, dtype=np.float64)

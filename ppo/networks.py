@@ -1,7 +1,11 @@
-"""Actor and critic: two separate MLPs built from the ``network`` config group.
+"""Actor and critic built from the ``network`` config group: MLPs for flat observations, CNNs
+(``network.type``) for (C, H, W) images, as two separate networks or sharing one torso.
 
 The actor's kind follows the env's action space: a softmax over ``Discrete`` actions, a Gaussian
 over ``Box`` actions. Both offer the same methods, so the trainer has one code path.
+
+Observations go in as the env gives them: floats, or uint8 pixels and bool grids that the networks
+scale to [0, 1] themselves, so that a rollout of images is stored as compactly as the env makes it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ppo.config import NetworkConfig
+from ppo.config import ConfigError, NetworkConfig
 from ppo.normalize import Normalizer
 
 _ACTIVATIONS = {"relu": (nn.ReLU, torch.relu), "tanh": (nn.Tanh, torch.tanh)}  # module, function
@@ -51,13 +55,102 @@ class MLP(nn.Module):
         return F.linear(x, head.weight, head.bias)
 
 
-def _init(layer: nn.Linear, gain: float, net: NetworkConfig) -> nn.Linear:
+def _init(layer: nn.Linear | nn.Conv2d, gain: float, net: NetworkConfig) -> nn.Linear | nn.Conv2d:
     # Orthogonal init with a small policy-head gain starts the policy near uniform, which SB3 and
     # CleanRL both do ("The 37 Implementation Details of PPO", detail 2).
     if net.orthogonal_init:
         nn.init.orthogonal_(layer.weight, gain)
         nn.init.zeros_(layer.bias)
     return layer
+
+
+# The convolutions of each CNN type, as (out_channels, kernel, stride): Nature CNN from Mnih et al.
+# 2015 (the Atari torso of the DQN and PPO papers, CleanRL and SB3), MinAtar's from Young & Tian 2019.
+CONVOLUTIONS = {
+    "nature_cnn": ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
+    "minatar_cnn": ((16, 3, 1),),
+}
+
+
+def check_network_fits(obs_shape: tuple[int, ...], net: NetworkConfig) -> None:
+    """Raise :class:`ConfigError` unless ``network.type`` reads observations of ``obs_shape``: an MLP
+    flat vectors, a CNN (C, H, W) images at least as large as its convolutions."""
+    image = len(obs_shape) == 3
+    if net.type == "mlp" and image:
+        raise ConfigError(f"network.type='mlp' is not allowed for image observations of shape {tuple(obs_shape)}: "
+                          "use nature_cnn (Atari frames) or minatar_cnn (MinAtar grids)")
+    if net.type != "mlp" and not image:
+        raise ConfigError(f"network.type={net.type!r} is not allowed for flat observations of shape "
+                          f"{tuple(obs_shape)}: use mlp (CNNs take (C, H, W) images)")
+    if net.type != "mlp":
+        height, width = obs_shape[1:]
+        for _, kernel, stride in CONVOLUTIONS[net.type]:
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        if height < 1 or width < 1:
+            raise ConfigError(f"network.type={net.type!r} is not allowed for images of shape {tuple(obs_shape)}: "
+                              "too small for its convolutions; use minatar_cnn for small grids")
+
+
+class Torso(nn.Module):
+    """Observations -> features: ``network.type``'s convolutions (none for ``mlp``), then the
+    ``hidden_sizes`` layers, each followed by ``network.activation``. ``out_dim`` is the last width.
+
+    Takes any leading batch dims, (..., *obs_shape). uint8 pixels are scaled by 1/255 and bool
+    grids read as 0/1 here, per minibatch: the rollout keeps them as the env gives them.
+    """
+
+    def __init__(self, obs_shape: tuple[int, ...], net: NetworkConfig):
+        super().__init__()
+        check_network_fits(obs_shape, net)
+        activation_module, _ = _ACTIVATIONS[net.activation]
+        self.obs_ndim = len(obs_shape)
+        convolutions: list[nn.Module] = []
+        channels = obs_shape[0]
+        for out_channels, kernel, stride in CONVOLUTIONS.get(net.type, ()):
+            convolutions += [_init(nn.Conv2d(channels, out_channels, kernel, stride), math.sqrt(2), net),
+                             activation_module()]
+            channels = out_channels
+        self.conv = nn.Sequential(*convolutions, nn.Flatten()) if convolutions else None
+        with torch.no_grad():
+            in_dim = self.conv(torch.zeros(1, *obs_shape)).shape[1] if self.conv is not None else obs_shape[0]
+        dense: list[nn.Module] = []
+        for fan_in, fan_out in zip([in_dim, *net.hidden_sizes[:-1]], net.hidden_sizes):
+            dense += [_init(nn.Linear(fan_in, fan_out), math.sqrt(2), net), activation_module()]
+        self.dense = nn.Sequential(*dense)
+        self.out_dim = net.hidden_sizes[-1]
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if obs.dtype == torch.uint8:
+            x = obs.float().mul_(1 / 255)
+        else:
+            x = obs.float()  # bool grids as 0/1; a no-op for float32
+        if self.conv is not None:
+            batch_shape = x.shape[:-self.obs_ndim]
+            x = self.conv(x.reshape(-1, *x.shape[-self.obs_ndim:])).reshape(*batch_shape, -1)
+        return self.dense(x)
+
+
+class TorsoHead(nn.Module):
+    """A :class:`Torso` (its own, or one shared with another network) and a linear output layer."""
+
+    def __init__(self, torso: Torso, out_dim: int, net: NetworkConfig, out_gain: float):
+        super().__init__()
+        self.torso = torso
+        self.head = _init(nn.Linear(torso.out_dim, out_dim), out_gain, net)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.torso(obs))
+
+
+def _body(obs_shape: int | tuple[int, ...], out_dim: int, net: NetworkConfig, out_gain: float,
+          torso: Torso | None = None) -> nn.Module:
+    """A network's layers from observations to its ``out_dim`` outputs. Separate MLPs keep the
+    :class:`MLP` (its fast forward, and the parameter names of older checkpoints)."""
+    obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
+    if net.type == "mlp" and not net.shared_torso and torso is None:
+        check_network_fits(obs_shape, net)
+        return MLP(obs_shape[0], out_dim, net, out_gain)
+    return TorsoHead(torso if torso is not None else Torso(obs_shape, net), out_dim, net, out_gain)
 
 
 class CategoricalActor(nn.Module):
@@ -72,12 +165,16 @@ class CategoricalActor(nn.Module):
     action_shape: tuple[int, ...] = ()  # one action per env: an index
     action_dtype = torch.long
 
-    def __init__(self, obs_dim: int, n_actions: int, net: NetworkConfig):
+    def __init__(self, obs_shape: int | tuple[int, ...], n_actions: int, net: NetworkConfig):
         super().__init__()
-        self.body = MLP(obs_dim, n_actions, net, out_gain=0.01)
+        self.body = _body(obs_shape, n_actions, net, out_gain=0.01)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self.body(obs), dim=-1)
+        return self.policy(self.body(obs))
+
+    def policy(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The policy's parameters from the network's outputs (the logits): log π(·|s)."""
+        return torch.log_softmax(outputs, dim=-1)
 
     def sample(self, log_probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return sample_actions(log_probs, generator)
@@ -109,15 +206,19 @@ class GaussianActor(nn.Module):
 
     action_dtype = torch.float32
 
-    def __init__(self, obs_dim: int, low: list[float], high: list[float], net: NetworkConfig):
+    def __init__(self, obs_shape: int | tuple[int, ...], low: list[float], high: list[float], net: NetworkConfig):
         super().__init__()
         self.action_shape = (len(low),)
-        self.body = MLP(obs_dim, len(low), net, out_gain=0.01)
+        self.body = _body(obs_shape, len(low), net, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full(self.action_shape, float(net.log_std_init)))
         self.low, self.high = np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.body(obs)
+
+    def policy(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The policy's parameters from the network's outputs: they are μ(s)."""
+        return outputs
 
     def sample(self, mean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         noise = torch.randn(mean.shape, generator=generator, device=mean.device)
@@ -163,11 +264,44 @@ def describe_action_space(spec: dict) -> str:
     return f"Box({len(low)},) in {bounds}"
 
 
-def make_actor(obs_dim: int, action_spec: dict, net: NetworkConfig) -> Actor:
-    """The actor for an action space: categorical for ``Discrete``, Gaussian for ``Box``."""
+def make_actor(obs_shape: int | tuple[int, ...], action_spec: dict, net: NetworkConfig) -> Actor:
+    """The actor for an action space: categorical for ``Discrete``, Gaussian for ``Box``.
+    ``obs_shape`` is a vector's length or an image's (C, H, W); an int means a vector."""
     if "n" in action_spec:
-        return CategoricalActor(obs_dim, action_spec["n"], net)
-    return GaussianActor(obs_dim, action_spec["low"], action_spec["high"], net)
+        return CategoricalActor(obs_shape, action_spec["n"], net)
+    return GaussianActor(obs_shape, action_spec["low"], action_spec["high"], net)
+
+
+def make_critic(obs_shape: int | tuple[int, ...], net: NetworkConfig, actor: Actor) -> Critic:
+    """The critic beside ``actor``: its own network, or with ``network.shared_torso`` the actor's torso
+    and a value head of its own."""
+    return Critic(obs_shape, net, torso=actor.body.torso if net.shared_torso else None)
+
+
+def shared_torso(actor: Actor, critic: Critic) -> Torso | None:
+    """The torso that ``actor`` and ``critic`` share, or None when they are separate networks."""
+    torso = getattr(critic.body, "torso", None)
+    return torso if torso is not None and torso is getattr(actor.body, "torso", None) else None
+
+
+def policy_and_values(actor: Actor, critic: Critic, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(actor(obs), critic(obs))``, with a shared torso run once for both."""
+    torso = shared_torso(actor, critic)
+    if torso is None:
+        return actor(obs), critic(obs)
+    features = torso(obs)
+    return actor.policy(actor.body.head(features)), critic.body.head(features).squeeze(-1)
+
+
+def parameter_groups(actor: Actor, critic: Critic) -> list[list[nn.Parameter]]:
+    """The parameters to optimize, each once, as groups whose gradients are clipped each to its own norm:
+    the actor's and the critic's for separate networks; all of them as one group for a shared torso,
+    whose gradient is the summed loss's (as CleanRL clips it)."""
+    actor_params = list(actor.parameters())
+    if shared_torso(actor, critic) is None:
+        return [actor_params, list(critic.parameters())]
+    seen = {id(param) for param in actor_params}
+    return [actor_params + [param for param in critic.parameters() if id(param) not in seen]]
 
 
 @dataclass
@@ -179,21 +313,24 @@ class Policy:
 
     @torch.inference_mode()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions, as the env takes them, for a batch of raw observations (B, obs_dim)."""
-        obs = np.asarray(obs, dtype=np.float32)
+        """Greedy actions, as the env takes them, for a batch of raw observations (B, *obs_shape)."""
+        obs = np.asarray(obs)
         if self.normalizer is not None:
             obs = self.normalizer.observations(obs, update=False)
+        elif obs.dtype.kind == "f":
+            obs = obs.astype(np.float32, copy=False)
         obs = torch.from_numpy(obs)
         device = next(self.actor.parameters()).device
         return self.actor.env_actions(self.actor.mode(self.actor(obs.to(device))).cpu().numpy())
 
 
 class Critic(nn.Module):
-    """V(s): an MLP with one output. ``forward`` returns shape (B,)."""
+    """V(s): a network with one output. ``forward`` returns shape (B,). Given the actor's ``torso``
+    (``network.shared_torso``), it is that torso and a value head of its own."""
 
-    def __init__(self, obs_dim: int, net: NetworkConfig):
+    def __init__(self, obs_shape: int | tuple[int, ...], net: NetworkConfig, torso: Torso | None = None):
         super().__init__()
-        self.body = MLP(obs_dim, 1, net, out_gain=1.0)
+        self.body = _body(obs_shape, 1, net, out_gain=1.0, torso=torso)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.body(obs).squeeze(-1)

@@ -57,11 +57,13 @@ class Normalizer:
     statistics of every observation seen in training. Rewards: divided by the running std of each
     sub-env's discounted return (γ = ``gamma``), clipped to ±``env.clip_rewards``; not centred, so
     a reward's sign is kept. Both as SB3's VecNormalize. Either part off (the default) passes its
-    data through.
+    data through. ``sign_rewards`` (``env.sign_rewards``) first replaces each reward by its sign.
     """
 
     def __init__(self, obs_dim: int, num_envs: int, gamma: float = 0.99, normalize_observations: bool = False,
-                 normalize_rewards: bool = False, clip_observations: float = 10.0, clip_rewards: float = 10.0):
+                 normalize_rewards: bool = False, clip_observations: float = 10.0, clip_rewards: float = 10.0,
+                 sign_rewards: bool = False):
+        self.sign_rewards = sign_rewards
         self.obs_stats = RunningMeanStd((obs_dim,)) if normalize_observations else None
         self.return_stats = RunningMeanStd() if normalize_rewards else None
         self.clip_observations, self.clip_rewards = clip_observations, clip_rewards
@@ -72,15 +74,17 @@ class Normalizer:
     def from_config(cls, env: EnvConfig, obs_dim: int, num_envs: int, gamma: float) -> Normalizer:
         """The normalizer that the ``env`` group's options ask for."""
         return cls(obs_dim, num_envs, gamma, env.normalize_observations, env.normalize_rewards,
-                   env.clip_observations, env.clip_rewards)
+                   env.clip_observations, env.clip_rewards, env.sign_rewards)
 
     def observations(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
         """``obs`` (B, obs_dim) normalized, as float32; ``update`` takes them into the statistics first
         (training), else they stay frozen (evaluation, and a truncated episode's final observation in
-        same-step autoreset mode, which is only bootstrapped from, as SB3 does)."""
-        obs = np.asarray(obs, dtype=np.float32)
+        same-step autoreset mode, which is only bootstrapped from, as SB3 does). Without statistics,
+        uint8 and bool images pass as they are (the network scales them) and numbers become float32."""
+        obs = np.asarray(obs)
         if self.obs_stats is None:
-            return obs
+            return obs if obs.dtype in (np.uint8, np.bool_) else obs.astype(np.float32, copy=False)
+        obs = obs.astype(np.float32, copy=False)
         if update:
             self.obs_stats.update(obs)
         normalized = (obs - self.obs_stats.mean) / np.sqrt(self.obs_stats.var + EPSILON)
@@ -90,6 +94,8 @@ class Normalizer:
         """One vector step's ``rewards`` (N,) scaled for training. ``ended`` marks sub-envs whose
         episode ended at this step (their return restarts); ``counted`` is False for a next-step
         autoreset's reset step, which is no transition and stays out of the statistics."""
+        if self.sign_rewards:
+            rewards = np.sign(rewards)
         if self.return_stats is None:
             return rewards
         self.returns = self.returns * self.gamma + rewards

@@ -11,8 +11,7 @@ import torch
 from conftest import make_config
 from ppo.checkpoint import load_checkpoint, load_policy, save_checkpoint
 from ppo.config import ConfigError
-from ppo.evaluate import evaluate
-from ppo.train import train
+from ppo.train import evaluate, train
 
 
 @pytest.fixture(scope="module")
