@@ -59,6 +59,15 @@ class AgentConfig:
     returns minus the value (unbiased, high variance)."""
     policy_clip: float = 0.2
     """Clip ε of the surrogate objective: the probability ratio is kept in [1-ε, 1+ε]."""
+    anneal_policy_clip: bool = False
+    """Decay ε linearly to 0 over ``train.total_timesteps``, update by update like ``anneal_lr``
+    (RL Zoo's ``clip_range: lin_0.2``)."""
+    value_clip: Optional[float] = None
+    """Clip the critic's update: its loss per sample is the larger of the squared errors of the new
+    value and of the new value kept within ±``value_clip`` of the value at collection, as OpenAI
+    Baselines' PPO2 and CleanRL's ``clip_vloss`` (which uses ``policy_clip`` for it) do. SB3's
+    ``clip_range_vf`` takes the clipped value's error alone. In the units of the returns (after
+    ``env.normalize_rewards``), so it depends on the reward scale. null: plain squared error."""
     critic_coef: float = 0.5
     """c₁: weight of the critic's MSE in the total loss."""
     entropy_coef: float = 0.0
@@ -76,6 +85,8 @@ class AgentConfig:
         _require(0 < self.gamma <= 1, "agent.gamma", self.gamma, "a number in (0, 1]")
         _require(0 <= self.gae_lambda <= 1, "agent.gae_lambda", self.gae_lambda, "a number in [0, 1]")
         _require(0 < self.policy_clip < 1, "agent.policy_clip", self.policy_clip, "a number in (0, 1)")
+        _require(self.value_clip is None or 0 < self.value_clip < math.inf, "agent.value_clip", self.value_clip,
+                 "a finite number > 0, or null for no clipping")
         _require(0 <= self.critic_coef < math.inf, "agent.critic_coef", self.critic_coef, "a finite number >= 0")
         _require(0 <= self.entropy_coef < math.inf, "agent.entropy_coef", self.entropy_coef, "a finite number >= 0")
         _require(
@@ -91,7 +102,7 @@ NETWORK_TYPES = ("mlp", "nature_cnn", "minatar_cnn")
 @dataclass
 class NetworkConfig:
     """Shape of the actor and critic MLPs (config group ``network``). Both get the same shape
-    but are separate networks with separate parameters."""
+    (unless ``critic_hidden_sizes`` says otherwise) but are separate networks with separate parameters."""
 
     hidden_sizes: List[int] = field(default_factory=lambda: [64, 64])
     """Widths of the hidden layers, e.g. ``[256,256]``."""
@@ -103,6 +114,9 @@ class NetworkConfig:
     log_std_init: float = 0.0
     """Continuous (Box) actions only: the initial log standard deviation of the Gaussian policy,
     which is learned but does not depend on the state. 0 starts at std 1, as SB3 and CleanRL do."""
+    critic_hidden_sizes: Optional[List[int]] = None
+    """Widths of the critic's hidden layers when they differ from the actor's (SB3's
+    ``net_arch=dict(pi=[...], vf=[...])``); null: the same as ``hidden_sizes``."""
     type: str = "mlp"
     """What reads the observations before the ``hidden_sizes`` layers: ``mlp`` (nothing: flat
     vector observations), ``nature_cnn`` (the Atari convolutions of the DQN and PPO papers: 32 8x8/4,
@@ -118,6 +132,12 @@ class NetworkConfig:
             "network.hidden_sizes", list(self.hidden_sizes), "a non-empty list of integers >= 1",
         )
         _require(self.activation in ACTIVATIONS, "network.activation", self.activation, f"one of {ACTIVATIONS}")
+        _require(
+            self.critic_hidden_sizes is None
+            or (len(self.critic_hidden_sizes) >= 1 and all(size >= 1 for size in self.critic_hidden_sizes)),
+            "network.critic_hidden_sizes", self.critic_hidden_sizes,
+            "a non-empty list of integers >= 1, or null for hidden_sizes",
+        )
         _require(math.isfinite(self.log_std_init), "network.log_std_init", self.log_std_init, "a finite number")
         _require(self.type in NETWORK_TYPES, "network.type", self.type, f"one of {NETWORK_TYPES}")
 
@@ -211,6 +231,9 @@ class DeviceConfig:
         _require(self.torch_threads >= 0, "device.torch_threads", self.torch_threads, "an integer >= 0")
 
 
+OBJECTIVES = ("final_score", "best_mean_score_100", "auc", "steps_to_solve")
+
+
 @dataclass
 class TrainConfig:
     """The training run around the algorithm (key ``train``)."""
@@ -230,7 +253,13 @@ class TrainConfig:
     """Record one greedy episode after training as ``videos/*.mp4`` in the run dir and into
     TensorBoard, for envs that render RGB frames. Needs ``pip install "ppo[video]"``."""
     progress: bool = True
-    """Show a progress line on stderr."""
+    """Show progress: a bar on a terminal, else a line at each tenth of the budget."""
+    objective: str = "final_score"
+    """What a run returns to a sweeper (all of them are in ``metrics.json`` either way):
+    ``final_score`` (the greedy evaluation mean), ``best_mean_score_100``, ``auc`` (the area under
+    the 100-episode mean score over the budget, divided by the budget: higher for a run that learns
+    sooner, even when all runs reach the same maximum) or ``steps_to_solve`` (to minimize; a run that
+    never solves counts as its whole budget)."""
 
     def __post_init__(self) -> None:
         _require(self.total_timesteps >= 1, "train.total_timesteps", self.total_timesteps, "an integer >= 1")
@@ -238,6 +267,7 @@ class TrainConfig:
         _require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, "an integer >= 0")
         _require(self.max_episodes is None or self.max_episodes >= 1, "train.max_episodes", self.max_episodes,
                  "an integer >= 1, or null for no limit")
+        _require(self.objective in OBJECTIVES, "train.objective", self.objective, f"one of {OBJECTIVES}")
 
 
 @dataclass
@@ -278,18 +308,40 @@ def to_config(cfg: DictConfig) -> Config:
         cfg = OmegaConf.create(cfg)
     # Hydra refuses a misspelt `agent.polcy_clip=0.1`, but `+agent.polcy_clip=0.1` adds the key, and
     # merging into the schema would silently drop it: refuse any key the dataclasses do not have.
-    _check_keys(OmegaConf.to_container(cfg, resolve=False), Config, "")
+    values = OmegaConf.to_container(cfg, resolve=True)
+    _check_keys(values, Config, "")
     schema = OmegaConf.structured(Config)
-    return OmegaConf.to_object(OmegaConf.merge(schema, cfg))
+    return OmegaConf.to_object(OmegaConf.merge(schema, values))
 
 
 def _check_keys(node: dict, cls: type, prefix: str) -> None:
+    """Refuse the keys of ``node`` that ``cls`` does not have, and check the values of its integer
+    keys, replacing whole numbers written as floats (``1e5``) by ints in place."""
     fields = typing.get_type_hints(cls)
     for key, value in node.items():
         if key not in fields:
             raise ConfigError(unknown_key_message(prefix + str(key)))
         if dataclasses.is_dataclass(fields[key]) and isinstance(value, dict):
             _check_keys(value, fields[key], f"{prefix}{key}.")
+        elif fields[key] in INTEGER_TYPES:
+            node[key] = _integer(f"{prefix}{key}", value, optional=fields[key] is not int)
+
+
+INTEGER_TYPES = (int, Optional[int])
+"""The field types that the composition schema types ``Any`` (see :func:`composition_schema`)."""
+
+
+def _integer(key: str, value, optional: bool) -> int | None:
+    """The value of an integer key: an int, a whole-number float such as Hydra's ``1e5`` as that int,
+    or None where the key is optional; anything else is a :class:`ConfigError` naming the key."""
+    if value is None and optional:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    written = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+    raise ConfigError(f"{key}={written} is not allowed: {expected_type(key)}")
 
 
 def config_keys(cls: type = Config, prefix: str = "") -> dict[str, object]:
@@ -337,4 +389,34 @@ def to_dict(config: Config) -> dict:
 
 
 def register_configs() -> None:
-    ConfigStore.instance().store(name="ppo_config", node=Config)
+    """Register the schema that ``conf/config.yaml`` composes onto, as ``ppo_config``."""
+    ConfigStore.instance().store(name="ppo_config", node=ConfigSchema)
+
+
+def composition_schema(cls: type) -> type:
+    """``cls`` as Hydra composes it: the same keys, defaults and nesting, with each integer key typed
+    ``Any``. Hydra reads ``1e5`` as a float, which a typed int node refuses while composing; so the
+    integer keys take any value there, and :func:`to_config` keeps whole numbers as ints and refuses
+    the rest with a one-line :class:`ConfigError`. Every other key keeps its type, so a misspelt key or
+    ``agent.lr=fast`` still fails while Hydra composes.
+
+    The class is ``ppo.config.<cls>Schema``, importable by that name: a composed config refers to it,
+    and a sweep pickles configs to its worker processes."""
+    hints = typing.get_type_hints(cls)
+    fields = []
+    for spec in dataclasses.fields(cls):
+        hint = hints[spec.name]
+        if dataclasses.is_dataclass(hint):
+            nested = composition_schema(hint)
+            fields.append((spec.name, nested, field(default_factory=nested)))
+            continue
+        default = (field(default=spec.default) if spec.default is not dataclasses.MISSING
+                   else field(default_factory=spec.default_factory))
+        fields.append((spec.name, typing.Any if hint in INTEGER_TYPES else hint, default))
+    name = f"{cls.__name__}Schema"
+    schema = dataclasses.make_dataclass(name, fields, namespace={"__module__": __name__})
+    globals()[name] = schema
+    return schema
+
+
+ConfigSchema = composition_schema(Config)  # made at import: a sweep's workers unpickle configs that refer to it

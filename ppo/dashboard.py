@@ -75,6 +75,15 @@ LAYOUT = {
 }
 
 
+def custom_scalars_layout(continuous_actions: bool) -> dict:
+    """:data:`LAYOUT` less the cards a run cannot fill: the Gaussian policy's std has data only for
+    continuous (Box) actions."""
+    layout = {category: dict(charts) for category, charts in LAYOUT.items()}
+    if not continuous_actions:
+        del layout["Policy update"]["Gaussian policy std (Box actions)"]
+    return layout
+
+
 def hparams_of(cfg: DictConfig | Mapping) -> dict[str, float | int | str]:
     """The run's hyperparameters for the HParams tab: the composed config flattened to dotted keys
     (``agent.policy_clip``), less :data:`NOT_HPARAMS`. TensorBoard takes numbers and strings only:
@@ -128,7 +137,6 @@ def record_run_start(run_dir: str | Path, hparams: Mapping[str, float | int | st
             session_start.hparams[name].number_value = value
     writer = SummaryWriter(str(run_dir))
     try:
-        writer.add_custom_scalars(LAYOUT)
         writer.file_writer.add_summary(_hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment))
         writer.file_writer.add_summary(_hparams_summary(metadata.SESSION_START_INFO_TAG,
                                                         session_start_info=session_start))

@@ -14,9 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 
-from ppo.config import Config, ConfigError, to_config
+from ppo.config import Config, ConfigError, EnvConfig, to_config
+from ppo.envs import make_envs
+
+EVAL_SEED_OFFSET = 1_000_000  # the greedy evaluation's envs are seeded with seed + this
 
 OPTIONS = {"episodes": int, "checkpoint": str, "seed": int}
 
@@ -68,7 +72,6 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, checkpoint: s
     """Scores of ``episodes`` greedy episodes of the run's policy, with what was evaluated:
     ``{"scores", "env_id", "checkpoint", "update", "global_step"}``. Raises :class:`ConfigError`."""
     from ppo.checkpoint import checkpoint_path, load_checkpoint, policy_from_checkpoint  # torch
-    from ppo.train import EVAL_SEED_OFFSET, evaluate
 
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -81,6 +84,25 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, checkpoint: s
     seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     return {"scores": evaluate(policy, config.env, episodes, seed=seed), "env_id": config.env.id,
             "checkpoint": str(path), "update": state["update"], "global_step": state["global_step"]}
+
+
+def evaluate(policy, env: EnvConfig, episodes: int, seed: int) -> np.ndarray:
+    """Scores of ``episodes`` greedy episodes of ``policy`` (a :class:`ppo.networks.Policy`: the most
+    likely action, or the Gaussian's mean), one per sub-env of a fresh vector env."""
+    if episodes == 0:
+        return np.zeros(0)
+    envs = make_envs(env, num_envs=episodes)
+    try:
+        next_obs, _ = envs.reset(seed=seed)
+        scores = np.zeros(episodes)
+        running = np.ones(episodes, dtype=bool)
+        while running.any():
+            next_obs, reward, term, trunc, _ = envs.step(policy(next_obs))
+            scores += reward * running
+            running &= ~(term | trunc)
+    finally:
+        envs.close()
+    return scores
 
 
 def run_config(run_dir: Path) -> Config | None:

@@ -10,7 +10,8 @@ class Progress:
     """Redraws one line in a terminal (at most every ``interval`` s); elsewhere (logs, CI, sweeps)
     prints a plain line at each tenth of the budget."""
 
-    def __init__(self, total_steps: int, enabled: bool = True, interval: float = 0.25, start_step: int = 0):
+    def __init__(self, total_steps: int, enabled: bool = True, interval: float = 0.25, start_step: int = 0,
+                 name: str | None = None):
         self.total_steps = total_steps
         self.start_step = start_step  # a resumed run's steps so far: the rate counts only this process's
         self.enabled = enabled

@@ -1,32 +1,30 @@
-"""``python -m ppo.run``: compose the config with Hydra, train, return the sweep metric.
+"""``python -m ppo.run``: compose the config with Hydra, train, return the sweep objective.
 
 A thin shim around :func:`ppo.train.train`, which knows nothing of Hydra. Around it, each run
 records its hyperparameters and results for TensorBoard's HParams tab (:mod:`ppo.dashboard`), and
 in a sweep a run that raises is recorded and the sweep goes on (:mod:`ppo.sweep`).
 
-The exit status of a single run: 0 for a finished run, 2 for a config error (one line on stderr,
-no run dir left), 3 for a run whose training diverged (its last good checkpoint kept), 130 or 143
-for a run stopped by SIGINT or SIGTERM (checkpoint saved; ``python -m ppo.run resume=<run dir>``
-continues it). A sweep exits 1 at its end if any of its runs failed.
+The exit status of a single run: 0 for a finished run, 1 for a command line Hydra cannot compose
+(an unknown key or preset, a value of the wrong type: Hydra's own message), 2 for a value out of
+range (one line on stderr), 3 for a run whose training diverged (its last good checkpoint kept),
+130 or 143 for a run stopped by SIGINT or SIGTERM (checkpoint saved; ``python -m ppo.run
+resume=<run dir>`` continues it). A sweep exits 1 at its end if any of its runs failed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ppo import hydra_errors
-from ppo.config import Config, ConfigError, TrainingDiverged, register_configs, to_config
+from ppo.config import Config, ConfigError, EnvConfig, TrainingDiverged, register_configs, to_config
 from ppo.sweep import clear_failure, record_failure
 
 log = logging.getLogger("ppo")
@@ -40,6 +38,7 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
+CHECKPOINT_FILE = Path("checkpoints") / "last.pt"
 
 
 def local_cpu_count() -> int:
@@ -47,17 +46,33 @@ def local_cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def resumed_run_dir(resume: str | None, new_run_dir: str) -> str:
+    """``hydra.run.dir``: the directory of the run that ``resume`` names (the run dir itself, or its
+    ``checkpoints/last.pt``), so that a resumed run goes on logging where it started; else
+    ``new_run_dir``. A ``resume`` that names nothing gets ``new_run_dir`` too, and the run stops
+    there with one line saying so."""
+    if resume is None:
+        return new_run_dir
+    path = Path(resume).expanduser().resolve()
+    if path.is_file() and path.parts[-2:] == CHECKPOINT_FILE.parts:
+        return str(path.parent.parent)
+    return str(path) if path.is_dir() else new_run_dir
+
+
 register_configs()
 # ${ppo.cpu_count:} in configs, e.g. the Optuna sweeper's batch of parallel trials.
 OmegaConf.register_new_resolver("ppo.cpu_count", local_cpu_count, replace=True)
+OmegaConf.register_new_resolver("ppo.run_dir", resumed_run_dir, replace=True)
+OmegaConf.register_new_resolver("ppo.hydra_subdir", lambda resume: ".hydra" if resume is None else ".hydra/resumed",
+                                replace=True)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """Train one run. Returns its final greedy score, the metric a sweeper optimizes; in a sweep,
-    a run that raises returns None instead and leaves ``failed.json`` (see :mod:`ppo.sweep`)."""
+    """Train one run. Returns the value of its ``train.objective``, which a sweeper optimizes; in a
+    sweep, a run that raises returns None instead and leaves ``failed.json`` (see :mod:`ppo.sweep`)."""
     hydra_config = HydraConfig.get()
-    hydra_dir = run_dir = Path(hydra_config.runtime.output_dir)
+    run_dir = Path(hydra_config.runtime.output_dir)
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
     if in_sweep:
         clear_failure(run_dir)
@@ -67,10 +82,12 @@ def main(cfg: DictConfig) -> float | None:
         config = to_config(cfg)
         resume = config.resume is not None
         if resume:
-            config, run_dir = resumed_run(config, hydra_dir)
+            config = resumed_config(config, run_dir)
+        else:
+            warn_if_env_id_leaves_its_preset(config.env, hydra_config.runtime.choices.get("env"))
         # torch, gymnasium and tensorboard load once the config is known to be valid
         from ppo.dashboard import hparams_of, record_run_end, record_run_start
-        from ppo.train import train
+        from ppo.train import objective_value, train
 
         if not resume:  # a resumed run recorded its start the first time
             record_run_start(run_dir, hparams_of(cfg), overridden)
@@ -89,20 +106,35 @@ def main(cfg: DictConfig) -> float | None:
             record_run_end(run_dir, None)  # the HParams tab shows the run as failed
         if not isinstance(err, (ConfigError, TrainingDiverged)):
             raise
-        if isinstance(err, ConfigError):
-            _remove_if_empty_run(hydra_dir)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2 if isinstance(err, ConfigError) else 3)
     except KeyboardInterrupt:  # Ctrl-C before or after the training loop, which handles its own
-        _remove_if_empty_run(hydra_dir)
         print("error: interrupted", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
     if "interrupted" in metrics:  # stopped by a signal with a checkpoint saved: a failing status
         sys.exit(128 + getattr(signal, metrics["interrupted"]))
     record_run_end(run_dir, metrics)
-    log.info("Final greedy score %.1f | logs: tensorboard --logdir %s | checkpoint: %s",
-             metrics["final_score"], run_dir, run_dir / "checkpoints" / "last.pt")
-    return metrics["final_score"]
+    log.info("Done: %s | %s | tensorboard --logdir %s | checkpoint %s", final_score_words(metrics),
+             solved_words(metrics), run_dir, run_dir / CHECKPOINT_FILE)
+    return objective_value(metrics)
+
+
+def final_score_words(metrics: dict) -> str:
+    if metrics["final_score"] is None:
+        return "no greedy evaluation (train.eval_episodes=0)"
+    return f"greedy score {metrics['final_score']:.1f} ± {metrics['final_score_std']:.1f}"
+
+
+def solved_words(metrics: dict) -> str:
+    """Whether the run reached its solved score, in words."""
+    if metrics["solved_score"] is None:
+        return "the env has no solved score (env.solved_score sets one)"
+    if metrics["steps_to_solve"] is None:
+        best = metrics["best_mean_score_100"]
+        best = "fewer than 100 episodes" if best is None else f"best 100-episode mean {best:.1f}"
+        return f"NOT solved: {best}, solved is {metrics['solved_score']:g}"
+    return (f"solved: the 100-episode mean reached {metrics['solved_score']:g} at env step "
+            f"{metrics['steps_to_solve']:,}")
 
 
 def overridden_keys() -> list[str]:
@@ -110,25 +142,43 @@ def overridden_keys() -> list[str]:
     return [override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task]
 
 
+def warn_if_env_id_leaves_its_preset(env: EnvConfig, preset: str | None) -> None:
+    """``env.id=Acrobot-v1`` under ``env=cartpole`` keeps the cartpole preset's other settings: say
+    which, and which preset is the id's own."""
+    preset_path = CONF_DIR / "env" / f"{preset}.yaml"
+    if preset is None or not preset_path.is_file():
+        return
+    preset_values = OmegaConf.to_container(OmegaConf.load(preset_path)) or {}
+    if preset_values.get("id") in (None, env.id):
+        return
+    kept = ", ".join(f"{key}={getattr(env, key)}" for key in preset_values if key != "id"
+                     and getattr(env, key) == preset_values[key])
+    own = [path.stem for path in sorted((CONF_DIR / "env").glob("*.yaml"))
+           if (OmegaConf.load(path).get("id") or None) == env.id]
+    log.warning("env.id=%s replaces the id of the env preset %s (%s)%s; %s", env.id, preset, preset_values["id"],
+                f" and keeps its {kept}" if kept else "",
+                f"env={own[0]} is the preset made for {env.id}" if own else
+                f"no preset is made for {env.id}: the other env keys are at their defaults")
+
+
 RESUME_OVERRIDES = ("resume", "train.total_timesteps", "train.progress")
 
 
-def resumed_run(config: Config, hydra_dir: Path) -> tuple[Config, Path]:
-    """``resume=DIR``: the config saved in DIR's checkpoint and DIR itself, where the run goes on.
-
-    Hydra has already made a fresh run dir for this command; it would hold nothing but a copy of
-    Hydra's files, so it is removed and the log goes on in DIR's ``run.log``. Only the keys in
-    :data:`RESUME_OVERRIDES` may be given with ``resume``, and the budget may only grow."""
-    run_dir = Path(config.resume).expanduser().resolve()
-    if not run_dir.is_dir():
-        raise ConfigError(f"resume={config.resume!r} is not allowed: no such run directory")
+def resumed_config(config: Config, run_dir: Path) -> Config:
+    """``resume=DIR`` (or ``DIR/checkpoints/last.pt``): the config saved in DIR's checkpoint, which
+    goes on in DIR (``hydra.run.dir`` follows ``resume``, see :func:`resumed_run_dir`). Only the keys
+    in :data:`RESUME_OVERRIDES` may be given with ``resume``, and the budget may only grow."""
+    given_path = Path(config.resume).expanduser().resolve()
+    if run_dir.resolve() not in (given_path, given_path.parent.parent):
+        raise ConfigError(f"resume={config.resume!r} is not allowed: it names neither a run directory nor its "
+                          f"{CHECKPOINT_FILE}")
     from ppo.checkpoint import load_checkpoint  # torch
 
     try:
-        saved = to_config(load_checkpoint(run_dir)["config"])
+        saved = to_config(load_checkpoint(run_dir / CHECKPOINT_FILE)["config"])
     except ConfigError as err:  # "checkpoint='DIR/checkpoints/last.pt' is not allowed: no such file", say
         reason = str(err).split(" is not allowed: ", 1)[-1]
-        raise ConfigError(f"resume={config.resume!r} is not allowed: checkpoints/last.pt: {reason}") from None
+        raise ConfigError(f"resume={config.resume!r} is not allowed: {CHECKPOINT_FILE}: {reason}") from None
     given = overridden_keys()
     refused = [key for key in given if key not in RESUME_OVERRIDES]
     if refused:
@@ -141,39 +191,8 @@ def resumed_run(config: Config, hydra_dir: Path) -> tuple[Config, Path]:
         saved.train.total_timesteps = config.train.total_timesteps
     if "train.progress" in given:
         saved.train.progress = config.train.progress
-    if run_dir != hydra_dir.resolve():
-        _move_log_files(hydra_dir, run_dir)
-        _remove_if_empty_run(hydra_dir)
-    (run_dir / ".hydra").mkdir(exist_ok=True)
-    OmegaConf.save(OmegaConf.structured(saved), run_dir / ".hydra" / "config.yaml")  # the budget, if it grew
-    return saved, run_dir
-
-
-def _move_log_files(old_dir: Path, new_dir: Path) -> None:
-    """Point the file handlers of Hydra's job logging from ``old_dir`` to the same files in ``new_dir``
-    (appended to)."""
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == old_dir.resolve():
-            handler.close()
-            handler.baseFilename = str(new_dir / Path(handler.baseFilename).name)
-            handler.mode = "a"
-
-
-def _remove_if_empty_run(run_dir: Path) -> None:
-    """A run stopped by a config error leaves no directory that looks like a real run: drop the
-    dir Hydra made for it if it holds only Hydra's own files and the HParams record of its start
-    (an env found unfit only when built is a config error found after that record)."""
-    hydra_files = {".hydra", "run.log", f"{HydraConfig.get().job.name}.log"}
-    if run_dir.is_dir() and all(p.name in hydra_files or p.name.startswith("events.out.tfevents.")
-                                for p in run_dir.iterdir()):
-        shutil.rmtree(run_dir)
-        cwd = Path(HydraConfig.get().runtime.cwd)
-        for parent in run_dir.parents:  # and outputs/<date>/, outputs/ if this run was all they held
-            if cwd not in parent.parents or any(parent.iterdir()):
-                break
-            parent.rmdir()
+    return saved
 
 
 if __name__ == "__main__":
-    hydra_errors.install()  # Hydra's composition errors in one line, like the range checks
     main()

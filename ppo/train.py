@@ -29,10 +29,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from ppo.buffer import Rollout, minibatches, trainable_samples
 from ppo.checkpoint import CHECKPOINT_DIR, LAST, check_spaces, load_checkpoint, load_weights, save_checkpoint
-from ppo.config import Config, ConfigError, DeviceConfig, EnvConfig, TrainingDiverged, to_dict
+from ppo.config import AgentConfig, Config, ConfigError, DeviceConfig, TrainingDiverged, to_dict
+from ppo.dashboard import custom_scalars_layout
 from ppo.envs import EpisodeTracker, make_envs, solved_score
+from ppo.evaluate import EVAL_SEED_OFFSET, evaluate
 from ppo.gae import compute_gae
-from ppo.loss import ppo_loss
+from ppo.loss import PPOLoss, ppo_loss
 from ppo.networks import Actor, Critic, GaussianActor, Policy, action_space_spec, make_actor
 from ppo.normalize import Normalizer
 from ppo.progress import Progress
@@ -41,131 +43,70 @@ from ppo.timing import PhaseTimer
 log = logging.getLogger(__name__)
 
 SCORE_WINDOW = 100  # episodes in the running mean that decides "solved" (gymnasium's convention)
-EVAL_SEED_OFFSET = 1_000_000  # the greedy evaluation's envs are seeded with seed + this
 
 
-def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str, float | None]:
+def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
     """Train PPO as ``config`` says, writing TensorBoard events, checkpoints and ``metrics.json``
-    into ``out_dir``. Returns the run's metrics; ``final_score`` is the greedy evaluation mean.
-
-    ``resume=True`` continues the run in ``out_dir`` from its ``checkpoints/last.pt``: networks,
-    optimizers, RNG states, step and update counters and episode statistics as saved, the envs reset
-    with a seed derived from the seed and the update (episodes in progress at the stop restart).
-
-    SIGINT or SIGTERM stops training after the update in progress, saves a checkpoint and returns
-    ``{"interrupted": "SIGINT" or "SIGTERM", "global_step": ..., "update": ...}`` with no evaluation.
-    A non-finite loss or parameter raises :class:`TrainingDiverged`; the last checkpoint stays good.
-    """
+    into ``out_dir``; returns the run's metrics (:func:`run_metrics`). ``resume=True`` continues from
+    ``out_dir``'s last checkpoint: :class:`TrainingState` as saved, the envs reset with a seed of the
+    seed and the update (episodes in progress at the stop restart). SIGINT or SIGTERM stops after
+    the update in progress with a checkpoint and returns ``{"interrupted": "SIGINT" or "SIGTERM",
+    "global_step", "update"}``. A non-finite loss or parameter raises :class:`TrainingDiverged`."""
     out_dir = Path(out_dir)
     agent, env_cfg, train_cfg = config.agent, config.env, config.train
     checkpoint_path = out_dir / CHECKPOINT_DIR / LAST
-    saved = load_checkpoint(checkpoint_path) if resume else None  # a missing or corrupt file: ConfigError
 
     # ---- SETUP ----
+    saved = load_checkpoint(checkpoint_path) if resume else None  # a missing or corrupt file: ConfigError
     device = select_device(config.device)
     torch.manual_seed(config.seed)
-    generator = torch.Generator(device=device).manual_seed(config.seed)  # action samples and shuffles
     envs = make_envs(env_cfg)
-    obs_dim, action_spec = envs.single_observation_space.shape[0], action_space_spec(envs.single_action_space)
-    actor = make_actor(obs_dim, action_spec, config.network).to(device)
-    critic = Critic(obs_dim, config.network).to(device)
-    # Adam for both networks, eps 1e-5 as in SB3 and CleanRL: one optimizer with a parameter group
-    # per network makes the same update as two Adams (its moments are per parameter) with half the
-    # per-call overhead, and the fused kernel updates a whole group in one op.
-    actor_params, critic_params = list(actor.parameters()), list(critic.parameters())
-    optimizer = torch.optim.Adam([{"params": actor_params}, {"params": critic_params}],
-                                 lr=agent.lr, eps=1e-5, fused=True)
-
-    T, N = agent.n_steps, env_cfg.num_envs
-    rollout_size = config.rollout_size
+    try:
+        state = TrainingState.create(config, envs, device)
+        if saved is not None:
+            state.resume_from(saved, str(checkpoint_path), config)
+    except ConfigError:
+        envs.close()
+        raise
+    actor, critic, optimizer, generator, normalizer, stats = (state.actor, state.critic, state.optimizer,
+                                                              state.generator, state.normalizer, state.stats)
+    N, rollout_size = env_cfg.num_envs, config.rollout_size
     num_updates = math.ceil(train_cfg.total_timesteps / rollout_size)
-    gamma, gae_lambda, policy_clip = agent.gamma, agent.gae_lambda, agent.policy_clip
-    critic_coef, entropy_coef, max_grad_norm = agent.critic_coef, agent.entropy_coef, agent.max_grad_norm
-    max_episodes = train_cfg.max_episodes
-
-    rollout = Rollout.allocate(T, N, obs_dim, actor.action_shape, actor.action_dtype)
-    normalizer = Normalizer.from_config(env_cfg, obs_dim, N, gamma)
-
-    recent_scores: deque[float] = deque(maxlen=SCORE_WINDOW)
-    threshold = solved_score(env_cfg)
-    best_mean_score = best_score = -math.inf
-    episodes_done = 0
-    steps_to_solve = seconds_to_solve = None
-    global_step = start_update = 0
-    start_time = time.perf_counter()
-    env_seed = config.seed
-    if saved is not None:  # ---- RESUME: everything the loop carries between updates, as saved ----
-        try:
-            restore_training_state(saved, str(checkpoint_path), config, obs_dim, action_spec, actor, critic,
-                                   {"optimizer": optimizer}, generator)
-            restore_normalizer(normalizer, saved, str(checkpoint_path), env_cfg)
-        except ConfigError:
-            envs.close()
-            raise
-        global_step, start_update = saved["global_step"], saved["update"]
-        recent_scores.extend(saved["recent_scores"])
-        best_score, best_mean_score, episodes_done = saved["best_score"], saved["best_mean_score"], saved["episodes"]
-        steps_to_solve, seconds_to_solve = saved["steps_to_solve"], saved["seconds_to_solve"]
-        start_time -= saved["train_seconds"]
-        env_seed = resumed_env_seed(config.seed, start_update)
-        log.info("Resuming %s at update %d of %d (env step %d)", out_dir, start_update, num_updates, global_step)
-
-    # A resumed run discards the events that the stopped one logged after its checkpoint (purge_step):
-    # TensorBoard then shows one point per step, without duplicates or gaps.
-    if saved is not None:
-        wait_for_a_later_event_file_name(out_dir)
-    writer = SummaryWriter(str(out_dir), purge_step=global_step + 1 if saved is not None else None)
-    if saved is None:
-        writer.add_text("config", "```\n" + json.dumps(to_dict(config), indent=2) + "\n```")
-    progress = Progress(num_updates * rollout_size, enabled=train_cfg.progress, start_step=global_step)
-    last_checkpoint = (start_update, global_step) if saved is not None else None
-
-    def checkpoint(update: int, finished: bool = False) -> None:
-        nonlocal last_checkpoint
-        writer.flush()  # every point up to the checkpoint is on disk: a resumed run starts right after it
-        save_checkpoint(checkpoint_path, {
-            "actor": actor.state_dict(), "critic": critic.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "global_step": global_step, "update": update, "config": to_dict(config),
-            "obs_dim": obs_dim, "action_space": action_spec, "normalizer": normalizer.state_dict(),
-            "torch_rng_state": torch.get_rng_state(), "generator_state": generator.get_state(),
-            # the rest of what resume needs to carry on as if never stopped
-            "recent_scores": list(recent_scores), "best_score": best_score, "best_mean_score": best_mean_score,
-            "episodes": episodes_done, "steps_to_solve": steps_to_solve, "seconds_to_solve": seconds_to_solve,
-            "train_seconds": time.perf_counter() - start_time, "finished": finished,
-        })
-        last_checkpoint = (update, global_step)
-
+    rollout = Rollout.allocate(agent.n_steps, N, state.obs_dim, actor.action_shape, actor.action_dtype)
+    writer = open_writer(out_dir, config, resumed=saved is not None,
+                         continuous_actions=isinstance(actor, GaussianActor), global_step=state.global_step)
+    log.info("%s %s in %s | %s | tensorboard --logdir %s", "Resuming" if saved else "Training", env_cfg.id, out_dir,
+             describe_run(config, num_updates, state), out_dir)
+    progress = Progress(num_updates * rollout_size, enabled=train_cfg.progress, start_step=state.global_step,
+                        name=out_dir.name)
     timer = PhaseTimer()
+    clock_start = time.perf_counter() - state.train_seconds
+    env_seed = config.seed if saved is None else resumed_env_seed(config.seed, state.update)
     env_state = EnvState.reset(envs, env_seed, normalizer, resumed=saved is not None)
-    update = start_update
+    last_checkpoint = (state.update, state.global_step) if saved is not None else None
     interrupted = None  # the name of the signal that stopped the run early
     stop = StopSignals()
     try:
-        for update in range(start_update + 1, num_updates + 1):
+        for update in range(state.update + 1, num_updates + 1):
             if agent.anneal_lr:
-                lr = agent.lr * (1.0 - (update - 1) / num_updates)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = agent.lr * (1.0 - (update - 1) / num_updates)
 
             # ---- COLLECT ----
-            rollout_start_step = global_step
             with timer("collect"):
                 episodes = collect_rollout(envs, actor, rollout, env_state, generator, normalizer, timer)
-            global_step += rollout_size
-            for t, score, length in episodes[:max_episodes - episodes_done if max_episodes else None]:
+            rollout_start_step, state.global_step = state.global_step, state.global_step + rollout_size
+            state.update = update
+            for t, score, length in episodes:
+                if stats.episodes == train_cfg.max_episodes:
+                    break
                 step = rollout_start_step + (t + 1) * N
-                episodes_done += 1
-                best_score = max(best_score, score)
+                stats.record(score, step, time.perf_counter() - clock_start)
                 writer.add_scalar("episode/score", score, step)
                 writer.add_scalar("episode/length", length, step)
-                recent_scores.append(score)
-                if len(recent_scores) == SCORE_WINDOW:
-                    mean_score = sum(recent_scores) / SCORE_WINDOW
-                    best_mean_score = max(best_mean_score, mean_score)
-                    if steps_to_solve is None and threshold is not None and mean_score >= threshold:
-                        steps_to_solve, seconds_to_solve = step, time.perf_counter() - start_time
-            if (train_cfg.stop_when_solved and steps_to_solve is not None) or episodes_done == max_episodes:
+            stats.advance(rollout_size)
+            if (train_cfg.stop_when_solved and stats.steps_to_solve is not None) or \
+                    stats.episodes == train_cfg.max_episodes:
                 break
 
             # ---- ADVANTAGES ----
@@ -173,75 +114,30 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
                 data = rollout.to(device)
                 values, next_values = estimate_values(critic, data, torch.from_numpy(env_state.obs).to(device))
                 advantages = compute_gae(data.rewards, values, next_values, data.terminated, data.ended,
-                                         gamma, gae_lambda)
+                                         agent.gamma, agent.gae_lambda)
                 returns = advantages + values
 
             # ---- UPDATE ----
-            # The samples to learn from, gathered once for all epochs: every step but next-step
-            # autoreset's reset steps.
-            b_obs, b_actions, b_log_probs, b_advantages, b_returns, b_values = trainable_samples(
-                data.trainable, data.obs, data.actions, data.log_probs, advantages, returns, values)
-            stats = torch.zeros(6, device=device)
-            n_minibatch_steps = 0
-            for _epoch in range(agent.n_epochs):
-                for batch in minibatches(len(b_obs), agent.batch_size, generator):
-                    with timer("update_forward"):
-                        batch_obs = b_obs[batch]
-                        batch_policy = actor(batch_obs)  # log-probabilities, or Gaussian means
-                        batch_advantages = b_advantages[batch]
-                        if agent.normalize_advantages and batch_advantages.numel() > 1:
-                            batch_advantages = ((batch_advantages - batch_advantages.mean())
-                                                / (batch_advantages.std() + 1e-8))
-                        loss = ppo_loss(
-                            new_log_probs=actor.log_prob(batch_policy, b_actions[batch]),
-                            old_log_probs=b_log_probs[batch],
-                            advantages=batch_advantages,
-                            new_values=critic(batch_obs),
-                            returns=b_returns[batch],
-                            entropy=actor.entropy(batch_policy),
-                            policy_clip=policy_clip,
-                        )
-                        total = loss.actor + critic_coef * loss.critic
-                        if entropy_coef:  # else no backward pass through the entropy
-                            total = total - entropy_coef * loss.entropy
-                    with timer("update_backward"):
-                        optimizer.zero_grad(set_to_none=True)
-                        total.backward()
-                    with timer("update_optimizer"):
-                        if max_grad_norm is not None:
-                            clip_grad_norm(actor_params, max_grad_norm)
-                            clip_grad_norm(critic_params, max_grad_norm)
-                        optimizer.step()
-                    stats += torch.stack((loss.actor, loss.critic, total, loss.entropy, loss.approx_kl,
-                                          loss.clip_fraction)).detach()  # in the order of STAT_NAMES
-                    n_minibatch_steps += 1
-
-            # A NaN or infinite loss or parameter: stop before it is logged or checkpointed.
-            problem = non_finite(stats, actor_params, critic_params)
-            if problem:
+            # Every step but next-step autoreset's reset steps, gathered once for all epochs.
+            samples = trainable_samples(data.trainable, data.obs, data.actions, data.log_probs, advantages, returns)
+            losses = ppo_update(actor, critic, optimizer, samples, agent, generator, timer)
+            problem = non_finite(losses, actor, critic)
+            if problem:  # stop before a NaN is logged or checkpointed
                 writer.close()
-                raise TrainingDiverged(divergence_message(problem, update, global_step, last_checkpoint,
+                raise TrainingDiverged(divergence_message(problem, update, state.global_step, last_checkpoint,
                                                           checkpoint_path))
 
             # ---- LOG ----
             with timer("log"):
-                elapsed = time.perf_counter() - start_time
-                scalars = {"time/steps_per_second": global_step / elapsed,
-                           "diagnostics/learning_rate": optimizer.param_groups[0]["lr"]}
-                if n_minibatch_steps:  # zero only when every step of the rollout was a reset step
-                    scalars.update(zip(STAT_NAMES, (stats / n_minibatch_steps).tolist()))
-                    scalars["diagnostics/explained_variance"] = explained_variance(b_values, b_returns)
-                if isinstance(actor, GaussianActor):  # how much the policy still explores
-                    scalars["diagnostics/action_std"] = actor.log_std.exp().mean().item()
-                for tag, value in scalars.items():
-                    writer.add_scalar(tag, value, global_step)
-                mean_recent = sum(recent_scores) / len(recent_scores) if recent_scores else None
-                if mean_recent is not None:
-                    writer.add_scalar("episode/mean_score_100", mean_recent, global_step)
-                progress.update(global_step, mean_recent)
+                elapsed = time.perf_counter() - clock_start
+                explained = explained_variance(*trainable_samples(data.trainable, values, returns))
+                log_update(writer, state, losses, agent, explained, elapsed)
+                progress.update(state.global_step, stats.mean_score())
             if train_cfg.checkpoint_every and update % train_cfg.checkpoint_every == 0:
                 with timer("checkpoint"):
-                    checkpoint(update)
+                    state.train_seconds = time.perf_counter() - clock_start
+                    save_training_state(checkpoint_path, state, config, writer)
+                    last_checkpoint = (state.update, state.global_step)
             if stop.signal is not None and update < num_updates:
                 interrupted = stop.signal
                 break
@@ -249,82 +145,320 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict[str
         stop.restore()
         envs.close()
 
-    train_seconds = time.perf_counter() - start_time
-    progress.close(global_step, sum(recent_scores) / len(recent_scores) if recent_scores else None)
-    checkpoint(update, finished=interrupted is None)
+    state.train_seconds = time.perf_counter() - clock_start
+    progress.close(state.global_step, stats.mean_score())
+    save_training_state(checkpoint_path, state, config, writer, finished=interrupted is None)
     if interrupted is not None:
         writer.close()
         log.warning("%s: stopped at env step %d (update %d of %d), checkpoint saved. Resume with: "
-                    "python -m ppo.run resume=%s", interrupted, global_step, update, num_updates, out_dir)
-        return {"interrupted": interrupted, "global_step": global_step, "update": update}
+                    "python -m ppo.run resume=%s", interrupted, state.global_step, state.update, num_updates, out_dir)
+        return {"interrupted": interrupted, "global_step": state.global_step, "update": state.update}
 
     # ---- EVALUATE ----
     eval_scores = evaluate(Policy(actor, normalizer), env_cfg, train_cfg.eval_episodes,
                            seed=config.seed + EVAL_SEED_OFFSET)
-    final_score = float(np.mean(eval_scores)) if len(eval_scores) else float("nan")
     if len(eval_scores):
-        writer.add_scalar("eval/score", final_score, global_step)
-        log.info("Evaluation: %.1f ± %.1f over %d greedy episodes", final_score, np.std(eval_scores), len(eval_scores))
+        writer.add_scalar("eval/score", float(np.mean(eval_scores)), state.global_step)
+        log.info("Evaluation: %.1f ± %.1f over %d greedy episodes", np.mean(eval_scores), np.std(eval_scores),
+                 len(eval_scores))
     writer.close()
-
-    metrics = {
-        "final_score": final_score,
-        "final_score_std": float(np.std(eval_scores)) if len(eval_scores) else float("nan"),
-        "best_mean_score_100": best_mean_score if best_mean_score > -math.inf else None,
-        "best_score": best_score if best_score > -math.inf else None,
-        "episodes": episodes_done,
-        "steps_to_solve": steps_to_solve,
-        "seconds_to_solve": seconds_to_solve,
-        "global_step": global_step,
-        "train_seconds": train_seconds,
-        "steps_per_second": global_step / train_seconds,
-        # Wall seconds per phase; "collect" includes "env_step", the rest is acting and storage.
-        "phase_seconds": {phase: round(seconds, 3) for phase, seconds in timer.seconds.items()},
-    }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = run_metrics(state, config, eval_scores, num_updates * rollout_size, timer)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     return metrics
 
 
-RESUME_KEYS = ("recent_scores", "best_score", "best_mean_score", "episodes", "steps_to_solve", "seconds_to_solve",
-               "train_seconds", "finished")
+# --------------------------------------------------------------------------------------------
+# What a run carries between updates, and what it reports
+# --------------------------------------------------------------------------------------------
 
 
-def restore_training_state(saved: dict, source: str, config: Config, obs_dim: int, action_spec: dict,
-                           actor: Actor, critic: Critic, optimizers: dict[str, torch.optim.Optimizer],
-                           generator: torch.Generator) -> None:
-    """Load a checkpoint's networks, optimizers (``optimizers``: checkpoint key -> optimizer) and RNG
-    states into this run's, after checking that it fits (env, network shape) and has work left: a
-    finished run goes on only with a larger ``train.total_timesteps``. Raises :class:`ConfigError`
-    naming what does not fit."""
-    missing = [key for key in RESUME_KEYS if key not in saved]
-    if missing:
-        raise ConfigError(f"checkpoint={source!r} cannot be resumed: it lacks {', '.join(missing)} "
-                          "(written by an older version of ppo)")
-    saved_budget = saved["config"]["train"]["total_timesteps"]
-    if saved["finished"] and config.train.total_timesteps <= saved_budget:
-        raise ConfigError(f"checkpoint={source!r} cannot be resumed: its run finished at env step "
-                          f"{saved['global_step']}; a train.total_timesteps larger than {saved_budget} trains it further")
-    check_spaces(saved, obs_dim, action_spec, config.env.id, source)
-    load_weights(actor, saved["actor"], "actor", source)
-    load_weights(critic, saved["critic"], "critic", source)
-    for key, optimizer in optimizers.items():
-        optimizer.load_state_dict(saved[key])
-    torch.set_rng_state(saved["torch_rng_state"])
-    try:
-        generator.set_state(saved["generator_state"])
-    except RuntimeError as err:
-        raise ConfigError(f"checkpoint={source!r} cannot be resumed on this device ({err})") from None
+class RunStats:
+    """Episode statistics of a run: the running mean of the last :data:`SCORE_WINDOW` scores, the
+    best score and best mean, when the mean first reached the solved score, and the area under the
+    mean-score curve over env steps (for :attr:`auc`)."""
+
+    def __init__(self, solved_score: float | None):
+        self.solved_score = solved_score
+        self.recent_scores: deque[float] = deque(maxlen=SCORE_WINDOW)
+        self.episodes = 0
+        self.best_score: float | None = None
+        self.best_mean_score: float | None = None  # over full windows of SCORE_WINDOW episodes
+        self.steps_to_solve: int | None = None
+        self.seconds_to_solve: float | None = None
+        self.score_area = 0.0  # sum over env steps of the mean score at that step
+        self.steps_before_first_score = 0  # steps taken before any episode ended: they count at its mean
+
+    def record(self, score: float, step: int, seconds: float) -> None:
+        """One finished episode, ended at env step ``step``, ``seconds`` into training."""
+        self.episodes += 1
+        self.best_score = score if self.best_score is None else max(self.best_score, score)
+        self.recent_scores.append(score)
+        if len(self.recent_scores) == SCORE_WINDOW:
+            mean = self.mean_score()
+            self.best_mean_score = mean if self.best_mean_score is None else max(self.best_mean_score, mean)
+            if self.steps_to_solve is None and self.solved_score is not None and mean >= self.solved_score:
+                self.steps_to_solve, self.seconds_to_solve = step, seconds
+
+    def mean_score(self) -> float | None:
+        """Mean of the last (up to) :data:`SCORE_WINDOW` scores; None before the first episode ends."""
+        return sum(self.recent_scores) / len(self.recent_scores) if self.recent_scores else None
+
+    def advance(self, steps: int) -> None:
+        """``steps`` more env steps were taken at the current mean score."""
+        mean = self.mean_score()
+        if mean is None:
+            self.steps_before_first_score += steps
+            return
+        self.score_area += mean * (steps + self.steps_before_first_score)
+        self.steps_before_first_score = 0
+
+    def auc(self, budget: int, steps_taken: int) -> float | None:
+        """The area under the mean-score curve over the whole budget, divided by the budget: the
+        time-average of the mean score, higher for a run that learns sooner even when all runs
+        reach the same maximum. Steps left after an early stop count at the last mean."""
+        mean = self.mean_score()
+        if mean is None:
+            return None
+        return (self.score_area + mean * (budget - steps_taken + self.steps_before_first_score)) / budget
+
+    def state_dict(self) -> dict:
+        return {name: list(value) if isinstance(value, deque) else value for name, value in vars(self).items()}
+
+    def load_state_dict(self, saved: dict) -> None:
+        for name, value in saved.items():
+            setattr(self, name, deque(value, maxlen=SCORE_WINDOW) if name == "recent_scores" else value)
 
 
-def restore_normalizer(normalizer: Normalizer, saved: dict, source: str, env: EnvConfig) -> None:
-    """Load the checkpoint's normalization statistics (none in a checkpoint that normalized nothing,
-    or one older than normalization); a run that normalizes cannot go on without them."""
-    statistics = saved.get("normalizer", {})
-    for option, key in (("normalize_observations", "observations"), ("normalize_rewards", "returns")):
-        if getattr(env, option) and key not in statistics:
-            raise ConfigError(f"checkpoint={source!r} cannot be resumed: env.{option} is true but the checkpoint "
-                              f"holds no {key} statistics")
-    normalizer.load_state_dict(statistics)
+@dataclass
+class TrainingState:
+    """Everything a run carries from one update to the next; a checkpoint is its :meth:`state_dict`
+    (plus the config and the spaces), and resume is :meth:`load_state_dict`: a field added here is
+    saved and restored with no other change."""
+
+    actor: Actor
+    critic: Critic
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # action samples and minibatch shuffles
+    normalizer: Normalizer
+    stats: RunStats
+    obs_dim: int
+    action_spec: dict
+    global_step: int = 0
+    update: int = 0
+    train_seconds: float = 0.0
+
+    @classmethod
+    def create(cls, config: Config, envs: gym.vector.VectorEnv, device: torch.device) -> TrainingState:
+        obs_dim = envs.single_observation_space.shape[0]
+        action_spec = action_space_spec(envs.single_action_space)
+        actor = make_actor(obs_dim, action_spec, config.network).to(device)
+        critic = Critic(obs_dim, config.network).to(device)
+        # Adam with eps 1e-5 as in SB3 and CleanRL; one parameter group per network, so that each
+        # network's gradient is clipped on its own, and the fused kernel updates a group in one op.
+        optimizer = torch.optim.Adam([{"params": list(actor.parameters())}, {"params": list(critic.parameters())}],
+                                     lr=config.agent.lr, eps=1e-5, fused=True)
+        return cls(actor, critic, optimizer, torch.Generator(device=device).manual_seed(config.seed),
+                   Normalizer.from_config(config.env, obs_dim, config.env.num_envs, config.agent.gamma),
+                   RunStats(solved_score(config.env)), obs_dim, action_spec)
+
+    def state_dict(self) -> dict:
+        return {
+            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "normalizer": self.normalizer.state_dict(),
+            "run_stats": self.stats.state_dict(),
+            "torch_rng_state": torch.get_rng_state(), "generator_state": self.generator.get_state(),
+            "global_step": self.global_step, "update": self.update, "train_seconds": self.train_seconds,
+        }
+
+    def load_state_dict(self, saved: dict, source: str) -> None:
+        load_weights(self.actor, saved["actor"], "actor", source)
+        load_weights(self.critic, saved["critic"], "critic", source)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.normalizer.load_state_dict(saved["normalizer"])
+        self.stats.load_state_dict(saved["run_stats"])
+        torch.set_rng_state(saved["torch_rng_state"])
+        try:
+            self.generator.set_state(saved["generator_state"])
+        except RuntimeError as err:
+            raise ConfigError(f"checkpoint={source!r} cannot be resumed on this device ({err})") from None
+        self.global_step, self.update, self.train_seconds = saved["global_step"], saved["update"], saved["train_seconds"]
+
+    def resume_from(self, saved: dict, source: str, config: Config) -> None:
+        """:meth:`load_state_dict` after checking that the checkpoint fits this run (env, network
+        shape, normalization) and has work left: a finished run goes on only with a larger
+        ``train.total_timesteps``. Raises :class:`ConfigError` naming what does not fit."""
+        saved_budget = saved["config"]["train"]["total_timesteps"]
+        if saved["finished"] and config.train.total_timesteps <= saved_budget:
+            raise ConfigError(f"checkpoint={source!r} cannot be resumed: its run finished at env step "
+                              f"{saved['global_step']}; a train.total_timesteps larger than {saved_budget} "
+                              "trains it further")
+        check_spaces(saved, self.obs_dim, self.action_spec, config.env.id, source)
+        for option, key in (("normalize_observations", "observations"), ("normalize_rewards", "returns")):
+            if getattr(config.env, option) and key not in saved["normalizer"]:
+                raise ConfigError(f"checkpoint={source!r} cannot be resumed: env.{option} is true but the "
+                                  f"checkpoint holds no {key} statistics")
+        self.load_state_dict(saved, source)
+
+
+def save_training_state(path: Path, state: TrainingState, config: Config, writer: SummaryWriter,
+                        finished: bool = False) -> None:
+    """Checkpoint ``state`` with what a reader needs besides it: the config and the spaces."""
+    writer.flush()  # every point up to the checkpoint is on disk: a resumed run starts right after it
+    save_checkpoint(path, {**state.state_dict(), "config": to_dict(config), "obs_dim": state.obs_dim,
+                           "action_space": state.action_spec, "finished": finished})
+
+
+def run_metrics(state: TrainingState, config: Config, eval_scores: np.ndarray, budget: int,
+                timer: PhaseTimer) -> dict:
+    """What a finished run reports in ``metrics.json`` and returns; strict JSON (None, never NaN):
+
+    ``final_score`` (mean greedy evaluation score; None without evaluation episodes),
+    ``best_mean_score_100``, ``auc`` (see :meth:`RunStats.auc`), ``steps_to_solve`` (None if the
+    mean never reached ``solved_score``, itself None for an env without one) and ``objective``,
+    the one of them that :func:`objective_value` hands a sweeper."""
+    stats = state.stats
+    return {
+        "final_score": float(np.mean(eval_scores)) if len(eval_scores) else None,
+        "final_score_std": float(np.std(eval_scores)) if len(eval_scores) else None,
+        "best_mean_score_100": stats.best_mean_score,
+        "auc": stats.auc(budget, state.global_step),
+        "best_score": stats.best_score,
+        "episodes": stats.episodes,
+        "solved_score": stats.solved_score,
+        "steps_to_solve": stats.steps_to_solve,
+        "seconds_to_solve": stats.seconds_to_solve,
+        "objective": config.train.objective,
+        "budget": budget,
+        "global_step": state.global_step,
+        "train_seconds": state.train_seconds,
+        "steps_per_second": state.global_step / state.train_seconds,
+        # Wall seconds per phase; "collect" includes "env_step", the rest is acting and storage.
+        "phase_seconds": {phase: round(seconds, 3) for phase, seconds in timer.seconds.items()},
+    }
+
+
+def objective_value(metrics: dict) -> float | None:
+    """The number a sweeper optimizes: ``metrics[metrics["objective"]]``, with a run that never
+    solved counted at its whole budget for ``steps_to_solve``. None only where the metric cannot
+    exist (no finished episode at all)."""
+    value = metrics[metrics["objective"]]
+    if metrics["objective"] == "steps_to_solve" and value is None:
+        return metrics["budget"]
+    return value
+
+
+def describe_run(config: Config, num_updates: int, state: TrainingState) -> str:
+    """The key hyperparameters in one line, for the run's first log line."""
+    agent = config.agent
+    return (f"{config.env.num_envs} envs x {agent.n_steps} steps, minibatch {agent.batch_size}, {agent.n_epochs} "
+            f"epochs, lr {agent.lr:g}, clip {agent.policy_clip:g}, gamma {agent.gamma:g}, lambda {agent.gae_lambda:g}, "
+            f"{num_updates * config.rollout_size:,} steps, seed {config.seed}, solved at "
+            f"{'n/a' if state.stats.solved_score is None else f'{state.stats.solved_score:g}'}")
+
+
+def open_writer(out_dir: Path, config: Config, resumed: bool, continuous_actions: bool,
+                global_step: int = 0) -> SummaryWriter:
+    """The run's TensorBoard writer. A resumed run discards the events that the stopped one logged
+    after its checkpoint at ``global_step`` (``purge_step``): TensorBoard then shows one point per
+    step, without duplicates or gaps."""
+    if resumed:
+        wait_for_a_later_event_file_name(out_dir)
+        return SummaryWriter(str(out_dir), purge_step=global_step + 1)
+    writer = SummaryWriter(str(out_dir))
+    writer.add_text("config", "```\n" + json.dumps(to_dict(config), indent=2) + "\n```")
+    writer.add_custom_scalars(custom_scalars_layout(continuous_actions))
+    return writer
+
+
+LOSS_TAGS = {"actor": "loss/actor", "critic": "loss/critic", "entropy": "diagnostics/entropy",
+             "approx_kl": "diagnostics/approx_kl", "clip_fraction": "diagnostics/clip_fraction"}
+"""TensorBoard tag of each :class:`ppo.loss.PPOLoss` field."""
+
+
+def log_update(writer: SummaryWriter, state: TrainingState, losses: PPOLoss | None, agent: AgentConfig,
+               explained: float, elapsed: float) -> None:
+    """One update's scalars, at its env step: losses and diagnostics (means over the minibatches),
+    the running mean score, speed and schedule."""
+    step = state.global_step
+    scalars = {"time/steps_per_second": step / elapsed,
+               "diagnostics/learning_rate": state.optimizer.param_groups[0]["lr"]}
+    if losses is not None:
+        scalars.update({LOSS_TAGS[name]: value for name, value in losses._asdict().items()})
+        scalars["loss/total"] = losses.actor + agent.critic_coef * losses.critic - agent.entropy_coef * losses.entropy
+        scalars["diagnostics/explained_variance"] = explained
+    if isinstance(state.actor, GaussianActor):  # how much the policy still explores
+        scalars["diagnostics/action_std"] = state.actor.log_std.exp().mean().item()
+    mean_score = state.stats.mean_score()
+    if mean_score is not None:
+        scalars["episode/mean_score_100"] = mean_score
+    for tag, value in scalars.items():
+        writer.add_scalar(tag, value, step)
+
+
+# --------------------------------------------------------------------------------------------
+# UPDATE
+# --------------------------------------------------------------------------------------------
+
+
+def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, samples: tuple[torch.Tensor, ...],
+               agent: AgentConfig, generator: torch.Generator, timer: PhaseTimer) -> PPOLoss | None:
+    """``agent.n_epochs`` passes over ``samples`` (observations, actions, old log-probabilities,
+    advantages, returns: one row per transition) in shuffled minibatches of ``agent.batch_size``,
+    one Adam step each. Returns the mean of each loss term and diagnostic over the minibatches, as
+    floats; None when there was no sample (every step of the rollout was a reset step)."""
+    obs, actions, old_log_probs, advantages, returns = samples
+    actor_params, critic_params = optimizer.param_groups[0]["params"], optimizer.param_groups[1]["params"]
+    sums, n_minibatches = None, 0
+    for _epoch in range(agent.n_epochs):
+        for batch in minibatches(len(obs), agent.batch_size, generator):
+            with timer("update_forward"):
+                batch_obs = obs[batch]
+                policy = actor(batch_obs)  # log-probabilities, or Gaussian means
+                batch_advantages = advantages[batch]
+                if agent.normalize_advantages and batch_advantages.numel() > 1:
+                    batch_advantages = (batch_advantages - batch_advantages.mean()) / (batch_advantages.std() + 1e-8)
+                loss = ppo_loss(
+                    new_log_probs=actor.log_prob(policy, actions[batch]),
+                    old_log_probs=old_log_probs[batch],
+                    advantages=batch_advantages,
+                    new_values=critic(batch_obs),
+                    returns=returns[batch],
+                    entropy=actor.entropy(policy),
+                    policy_clip=agent.policy_clip,
+                )
+                total = loss.actor + agent.critic_coef * loss.critic
+                if agent.entropy_coef:  # else no backward pass through the entropy
+                    total = total - agent.entropy_coef * loss.entropy
+            with timer("update_backward"):
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+            with timer("update_optimizer"):
+                if agent.max_grad_norm is not None:
+                    clip_grad_norm(actor_params, agent.max_grad_norm)
+                    clip_grad_norm(critic_params, agent.max_grad_norm)
+                optimizer.step()
+            terms = torch.stack(loss).detach()  # PPOLoss's fields, in its order
+            sums = terms if sums is None else sums + terms
+            n_minibatches += 1
+    return PPOLoss(*(sums / n_minibatches).tolist()) if n_minibatches else None
+
+
+def non_finite(losses: PPOLoss | None, actor: Actor, critic: Critic) -> list[str]:
+    """What went NaN or infinite in the last update: loss terms and networks whose parameters are
+    not all finite."""
+    problem = [LOSS_TAGS[name] for name, value in (losses._asdict().items() if losses else ())
+               if not math.isfinite(value)]
+    problem += [f"{name} parameters" for name, network in (("actor", actor), ("critic", critic))
+                if not math.isfinite(torch.nn.utils.get_total_norm(list(network.parameters())).item())]
+    return problem
+
+
+def divergence_message(problem: list[str], update: int, global_step: int, last_checkpoint: tuple[int, int] | None,
+                       checkpoint_path: Path) -> str:
+    kept = (f"the last good checkpoint is {checkpoint_path} (update {last_checkpoint[0]}, env step "
+            f"{last_checkpoint[1]})" if last_checkpoint else "no checkpoint was written before it")
+    return (f"training diverged at update {update} (env step {global_step}): {', '.join(problem)} not finite; "
+            f"{kept}. A smaller agent.lr, or agent.max_grad_norm, may help")
 
 
 def resumed_env_seed(seed: int, update: int) -> int:
@@ -343,34 +477,6 @@ def wait_for_a_later_event_file_name(out_dir: Path) -> None:
                if path.name.split(".")[3].isdigit()]
     while seconds and time.time() < max(seconds) + 1:
         time.sleep(0.05)
-
-
-STAT_NAMES = ("loss/actor", "loss/critic", "loss/total", "diagnostics/entropy", "diagnostics/approx_kl",
-              "diagnostics/clip_fraction")  # the order of the UPDATE's stats
-
-
-def non_finite(stats: torch.Tensor, actor_params: list[torch.nn.Parameter],
-               critic_params: list[torch.nn.Parameter]) -> list[str]:
-    """What went NaN or infinite in the last update: names from :data:`STAT_NAMES` and networks whose
-    parameters are not all finite. One host sync for the whole check."""
-    n_actor = len(actor_params)
-    finite = torch.isfinite(torch.cat((stats, torch.stack(torch._foreach_norm(actor_params + critic_params)))))
-    if bool(finite.all()):
-        return []
-    finite = finite.tolist()
-    stat_flags, param_flags = finite[:len(stats)], finite[len(stats):]
-    problem = [name for name, ok in zip(STAT_NAMES, stat_flags) if not ok]
-    problem += [f"{name} parameters" for name, flags in (("actor", param_flags[:n_actor]),
-                                                         ("critic", param_flags[n_actor:])) if not all(flags)]
-    return problem
-
-
-def divergence_message(problem: list[str], update: int, global_step: int, last_checkpoint: tuple[int, int] | None,
-                       checkpoint_path: Path) -> str:
-    kept = (f"the last good checkpoint is {checkpoint_path} (update {last_checkpoint[0]}, env step "
-            f"{last_checkpoint[1]})" if last_checkpoint else "no checkpoint was written before it")
-    return (f"training diverged at update {update} (env step {global_step}): {', '.join(problem)} not finite; "
-            f"{kept}. A smaller agent.lr, or agent.max_grad_norm, may help")
 
 
 class StopSignals:
@@ -406,12 +512,11 @@ def explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> floa
 
 
 def clip_grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> None:
-    """Scale the gradients of ``params`` so that their global L2 norm is at most ``max_norm``.
-    The same as ``torch.nn.utils.clip_grad_norm_`` for parameters on one device, in a third of its
-    time for small networks: that function regroups the tensors by device and dtype on every call."""
+    """Scale the gradients of ``params`` so that their global L2 norm is at most ``max_norm``
+    (``torch.nn.utils.clip_grad_norm_`` in its two public halves, without its per-call checks)."""
     grads = [p.grad for p in params if p.grad is not None]
-    total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, (max_norm / (total_norm + 1e-6)).clamp_(max=1.0))
+    total_norm = torch.nn.utils.get_total_norm(grads, foreach=True)
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total_norm, foreach=True)
 
 
 def select_device(device: DeviceConfig) -> torch.device:
@@ -501,22 +606,3 @@ def estimate_values(critic: Critic, rollout: Rollout, next_obs: torch.Tensor) ->
     values = critic(rollout.obs)
     final_values = critic(rollout.final_obs) if rollout.has_final_obs.any() else None
     return values, rollout.next_values(values, critic(next_obs), final_values)
-
-
-def evaluate(policy: Policy, env: EnvConfig, episodes: int, seed: int) -> np.ndarray:
-    """Scores of ``episodes`` greedy episodes of ``policy`` (the most likely action, or the Gaussian's
-    mean), one per sub-env of a fresh vector env."""
-    if episodes == 0:
-        return np.zeros(0)
-    envs = make_envs(env, num_envs=episodes)
-    try:
-        next_obs, _ = envs.reset(seed=seed)
-        scores = np.zeros(episodes)
-        running = np.ones(episodes, dtype=bool)
-        while running.any():
-            next_obs, reward, term, trunc, _ = envs.step(policy(next_obs))
-            scores += reward * running
-            running &= ~(term | trunc)
-    finally:
-        envs.close()
-    return scores

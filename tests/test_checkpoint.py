@@ -11,7 +11,8 @@ import torch
 from conftest import make_config
 from ppo.checkpoint import load_checkpoint, load_policy, save_checkpoint
 from ppo.config import ConfigError
-from ppo.train import evaluate, train
+from ppo.evaluate import evaluate
+from ppo.train import train
 
 
 @pytest.fixture(scope="module")
