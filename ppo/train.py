@@ -27,15 +27,16 @@ import torch
 from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 
-from ppo.buffer import Rollout, minibatches, trainable_samples
+from ppo.buffer import Rollout, minibatches, storage_dtype, trainable_samples
 from ppo.checkpoint import CHECKPOINT_DIR, LAST, check_spaces, load_checkpoint, load_weights, save_checkpoint
 from ppo.config import AgentConfig, Config, ConfigError, DeviceConfig, TrainingDiverged, to_dict
 from ppo.dashboard import custom_scalars_layout
-from ppo.envs import EpisodeTracker, make_envs, solved_score
-from ppo.evaluate import EVAL_SEED_OFFSET, evaluate
+from ppo.envs import EpisodeTracker, LifeLoss, make_envs, solved_score
+from ppo.evaluate import EVAL_SEED_OFFSET, evaluate, record_video, require_video
 from ppo.gae import compute_gae
 from ppo.loss import PPOLoss, ppo_loss
-from ppo.networks import Actor, Critic, GaussianActor, Policy, action_space_spec, make_actor
+from ppo.networks import (Actor, Critic, GaussianActor, Policy, action_space_spec, make_actor, make_critic,
+                          parameter_groups, policy_and_values)
 from ppo.normalize import Normalizer
 from ppo.progress import Progress
 from ppo.timing import PhaseTimer
@@ -58,6 +59,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
 
     # ---- SETUP ----
     saved = load_checkpoint(checkpoint_path) if resume else None  # a missing or corrupt file: ConfigError
+    if train_cfg.video:
+        require_video("train.video=true")  # now, not after training
     device = select_device(config.device)
     torch.manual_seed(config.seed)
     envs = make_envs(env_cfg)
@@ -72,7 +75,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
                                                               state.generator, state.normalizer, state.stats)
     N, rollout_size = env_cfg.num_envs, config.rollout_size
     num_updates = math.ceil(train_cfg.total_timesteps / rollout_size)
-    rollout = Rollout.allocate(agent.n_steps, N, state.obs_dim, actor.action_shape, actor.action_dtype)
+    rollout = Rollout.allocate(agent.n_steps, N, state.obs_shape, actor.action_shape, actor.action_dtype,
+                               obs_dtype=storage_dtype(envs.single_observation_space.dtype))
     writer = open_writer(out_dir, config, resumed=saved is not None,
                          continuous_actions=isinstance(actor, GaussianActor), global_step=state.global_step)
     log.info("%s %s in %s | %s | tensorboard --logdir %s", "Resuming" if saved else "Training", env_cfg.id, out_dir,
@@ -82,7 +86,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
     timer = PhaseTimer()
     clock_start = time.perf_counter() - state.train_seconds
     env_seed = config.seed if saved is None else resumed_env_seed(config.seed, state.update)
-    env_state = EnvState.reset(envs, env_seed, normalizer, resumed=saved is not None)
+    env_state = EnvState.reset(envs, env_seed, normalizer, resumed=saved is not None,
+                               terminal_on_life_loss=env_cfg.terminal_on_life_loss)
     last_checkpoint = (state.update, state.global_step) if saved is not None else None
     interrupted = None  # the name of the signal that stopped the run early
     stop = StopSignals()
@@ -157,6 +162,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
     # ---- EVALUATE ----
     eval_scores = evaluate(Policy(actor, normalizer), env_cfg, train_cfg.eval_episodes,
                            seed=config.seed + EVAL_SEED_OFFSET)
+    if train_cfg.video:
+        record_video(Policy(actor, normalizer), env_cfg, out_dir / "videos", seed=config.seed + EVAL_SEED_OFFSET,
+                     writer=writer, step=state.global_step)
     if len(eval_scores):
         writer.add_scalar("eval/score", float(np.mean(eval_scores)), state.global_step)
         log.info("Evaluation: %.1f ± %.1f over %d greedy episodes", np.mean(eval_scores), np.std(eval_scores),
@@ -241,7 +249,7 @@ class TrainingState:
     generator: torch.Generator  # action samples and minibatch shuffles
     normalizer: Normalizer
     stats: RunStats
-    obs_dim: int
+    obs_shape: tuple[int, ...]  # (obs_dim,) for vectors, (C, H, W) for images
     action_spec: dict
     global_step: int = 0
     update: int = 0
@@ -249,17 +257,18 @@ class TrainingState:
 
     @classmethod
     def create(cls, config: Config, envs: gym.vector.VectorEnv, device: torch.device) -> TrainingState:
-        obs_dim = envs.single_observation_space.shape[0]
+        obs_shape = tuple(envs.single_observation_space.shape)
         action_spec = action_space_spec(envs.single_action_space)
-        actor = make_actor(obs_dim, action_spec, config.network).to(device)
-        critic = Critic(obs_dim, config.network).to(device)
-        # Adam with eps 1e-5 as in SB3 and CleanRL; one parameter group per network, so that each
-        # network's gradient is clipped on its own, and the fused kernel updates a group in one op.
-        optimizer = torch.optim.Adam([{"params": list(actor.parameters())}, {"params": list(critic.parameters())}],
+        actor = make_actor(obs_shape, action_spec, config.network).to(device)
+        critic = make_critic(obs_shape, config.network, actor).to(device)
+        # Adam with eps 1e-5 as in SB3 and CleanRL; one parameter group per network (one for both when
+        # they share a torso), so that each group's gradient is clipped on its own, and the fused kernel
+        # updates a group in one op.
+        optimizer = torch.optim.Adam([{"params": group} for group in parameter_groups(actor, critic)],
                                      lr=config.agent.lr, eps=1e-5, fused=True)
         return cls(actor, critic, optimizer, torch.Generator(device=device).manual_seed(config.seed),
-                   Normalizer.from_config(config.env, obs_dim, config.env.num_envs, config.agent.gamma),
-                   RunStats(solved_score(config.env)), obs_dim, action_spec)
+                   Normalizer.from_config(config.env, obs_shape[0], config.env.num_envs, config.agent.gamma),
+                   RunStats(solved_score(config.env)), obs_shape, action_spec)
 
     def state_dict(self) -> dict:
         return {
@@ -292,7 +301,7 @@ class TrainingState:
             raise ConfigError(f"checkpoint={source!r} cannot be resumed: its run finished at env step "
                               f"{saved['global_step']}; a train.total_timesteps larger than {saved_budget} "
                               "trains it further")
-        check_spaces(saved, self.obs_dim, self.action_spec, config.env.id, source)
+        check_spaces(saved, self.obs_shape, self.action_spec, config.env.id, source)
         for option, key in (("normalize_observations", "observations"), ("normalize_rewards", "returns")):
             if getattr(config.env, option) and key not in saved["normalizer"]:
                 raise ConfigError(f"checkpoint={source!r} cannot be resumed: env.{option} is true but the "
@@ -304,8 +313,9 @@ def save_training_state(path: Path, state: TrainingState, config: Config, writer
                         finished: bool = False) -> None:
     """Checkpoint ``state`` with what a reader needs besides it: the config and the spaces."""
     writer.flush()  # every point up to the checkpoint is on disk: a resumed run starts right after it
-    save_checkpoint(path, {**state.state_dict(), "config": to_dict(config), "obs_dim": state.obs_dim,
-                           "action_space": state.action_spec, "finished": finished})
+    save_checkpoint(path, {**state.state_dict(), "config": to_dict(config), "obs_dim": state.obs_shape[0],
+                           "obs_shape": list(state.obs_shape), "action_space": state.action_spec,
+                           "finished": finished})
 
 
 def run_metrics(state: TrainingState, config: Config, eval_scores: np.ndarray, budget: int,
@@ -407,13 +417,13 @@ def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, s
     one Adam step each. Returns the mean of each loss term and diagnostic over the minibatches, as
     floats; None when there was no sample (every step of the rollout was a reset step)."""
     obs, actions, old_log_probs, advantages, returns = samples
-    actor_params, critic_params = optimizer.param_groups[0]["params"], optimizer.param_groups[1]["params"]
+    param_groups = [group["params"] for group in optimizer.param_groups]
     sums, n_minibatches = None, 0
     for _epoch in range(agent.n_epochs):
         for batch in minibatches(len(obs), agent.batch_size, generator):
             with timer("update_forward"):
-                batch_obs = obs[batch]
-                policy = actor(batch_obs)  # log-probabilities, or Gaussian means
+                # log-probabilities or Gaussian means, and V(s); a shared torso runs once for both
+                policy, values = policy_and_values(actor, critic, obs[batch])
                 batch_advantages = advantages[batch]
                 if agent.normalize_advantages and batch_advantages.numel() > 1:
                     batch_advantages = (batch_advantages - batch_advantages.mean()) / (batch_advantages.std() + 1e-8)
@@ -421,7 +431,7 @@ def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, s
                     new_log_probs=actor.log_prob(policy, actions[batch]),
                     old_log_probs=old_log_probs[batch],
                     advantages=batch_advantages,
-                    new_values=critic(batch_obs),
+                    new_values=values,
                     returns=returns[batch],
                     entropy=actor.entropy(policy),
                     policy_clip=agent.policy_clip,
@@ -434,8 +444,8 @@ def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, s
                 total.backward()
             with timer("update_optimizer"):
                 if agent.max_grad_norm is not None:
-                    clip_grad_norm(actor_params, agent.max_grad_norm)
-                    clip_grad_norm(critic_params, agent.max_grad_norm)
+                    for params in param_groups:
+                        clip_grad_norm(params, agent.max_grad_norm)
                 optimizer.step()
             terms = torch.stack(loss).detach()  # PPOLoss's fields, in its order
             sums = terms if sums is None else sums + terms
@@ -534,20 +544,22 @@ def select_device(device: DeviceConfig) -> torch.device:
 class EnvState:
     """Where the vector env stands between two rollouts."""
 
-    obs: np.ndarray  # (N, obs_dim) float32: the observation to act on next, normalized if the env config says so
+    obs: np.ndarray  # (N, *obs_shape): the observation to act on next, normalized if the env config says so
     resets_now: np.ndarray  # (N,) bool: next-step autoreset mode, sub-envs whose next step() only resets
     tracker: EpisodeTracker  # score and length of each sub-env's episode in progress
     next_step_reset: bool  # the env's autoreset mode is next-step (else same-step)
+    life_loss: LifeLoss | None = None  # env.terminal_on_life_loss: lost lives end episodes for learning
 
     @classmethod
     def reset(cls, envs: gym.vector.VectorEnv, seed: int, normalizer: Normalizer | None = None,
-              resumed: bool = False) -> EnvState:
+              resumed: bool = False, terminal_on_life_loss: bool = False) -> EnvState:
         """Reset the envs. A resumed run's first observations stand in for the ones the stopped run
         had already taken into the normalizer's statistics: they are not counted twice."""
         obs, _ = envs.reset(seed=seed)
         normalizer = normalizer or Normalizer(obs.shape[-1], envs.num_envs)
         return cls(normalizer.observations(obs, update=not resumed), np.zeros(envs.num_envs, dtype=bool),
-                   EpisodeTracker(envs.num_envs), envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP)
+                   EpisodeTracker(envs.num_envs), envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP,
+                   LifeLoss(envs.num_envs) if terminal_on_life_loss else None)
 
 
 @torch.inference_mode()
@@ -583,6 +595,9 @@ def collect_rollout(
         counted = ~state.resets_now
         rewards[t] = normalizer.rewards(reward, done, counted)
         terminated[t], ended[t], trainable[t] = term, done, counted
+        if state.life_loss is not None:  # for learning only: the game, its score and its resets go on
+            lost = state.life_loss.update(infos, done)
+            terminated[t], ended[t] = term | lost, done | lost
         if state.next_step_reset:
             state.resets_now = done
         elif trunc.any():
@@ -603,6 +618,17 @@ def collect_rollout(
 def estimate_values(critic: Critic, rollout: Rollout, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """V(s_t) and V(s_{t+1}) for every step of a rollout already on the critic's device, (T, N) each,
     in batched forward passes: the critic is the same for the whole rollout."""
-    values = critic(rollout.obs)
-    final_values = critic(rollout.final_obs) if rollout.has_final_obs.any() else None
+    values = _in_chunks(critic, rollout.obs)
+    final_values = _in_chunks(critic, rollout.final_obs) if rollout.has_final_obs.any() else None
     return values, rollout.next_values(values, critic(next_obs), final_values)
+
+
+IMAGE_CHUNK = 256  # images per value forward pass: a float copy of a chunk, never of the whole rollout
+
+
+def _in_chunks(critic: Critic, obs: torch.Tensor) -> torch.Tensor:
+    """``critic(obs)`` over (T, N, ...) observations: in one pass for vectors, in passes of about
+    :data:`IMAGE_CHUNK` images for uint8 or bool images, which the network turns into floats."""
+    if obs.is_floating_point():
+        return critic(obs)
+    return torch.cat([critic(chunk) for chunk in obs.split(max(1, IMAGE_CHUNK // obs.shape[1]))])
