@@ -7,20 +7,29 @@ directory and returns ``None`` to the sweeper: Hydra's basic sweeper ignores the
 Optuna sweeper marks the trial failed and goes on sampling. Once every run is done,
 :class:`SweepSummary` (a Hydra callback in ``conf/config.yaml``) lists the failed runs with their
 overrides and ends the command with exit status 1; the finished runs' results stay where they are.
+
+Each run of a sweep is named by the values of the keys that this sweep sweeps, and only those:
+``policy_clip=0.1,gae_lambda=0.9,batch_size=32,seed=1`` (``hydra.sweep.subdir`` in ``conf/config.yaml``
+resolves through :func:`sweep_run_name`), so TensorBoard lists runs by what differs between them.
+:func:`swept_keys` tells a run which keys those are, e.g. to mark them in the HParams tab.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ppo.config import ConfigError
 
@@ -75,7 +84,12 @@ class SweepSummary(Callback):
         self.start_time = time.time()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Save the sweep's config where :func:`swept_keys` reads it, before any job starts: Hydra's
+        basic sweeper writes the same ``multirun.yaml`` (again) itself, the Optuna sweeper does not."""
         self.start_time = time.time()
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, sweep_dir / SWEEP_CONFIG)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
@@ -88,3 +102,109 @@ class SweepSummary(Callback):
                  for run_dir, record in failures]
         log.error("%d run(s) failed; the others' results are kept:\n%s", len(failures), "\n".join(lines))
         sys.exit(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Run names
+# --------------------------------------------------------------------------------------------
+
+SWEEP_CONFIG = "multirun.yaml"
+"""The sweep's composed config in the sweep dir, with its sweep overrides as typed
+(``hydra.overrides.task``: ``agent.policy_clip=0.1,0.2``) and the sweeper's ``hydra.sweeper.params``."""
+
+SEED_KEY = "seed"
+SAMPLED_DIGITS = 3
+"""Significant digits of a value drawn from an interval (``interval(0.05, 0.4)``) in a run name."""
+
+
+def swept_keys(sweep_dir: str | Path) -> list[str]:
+    """The keys that the sweep in ``sweep_dir`` gives more than one value, as full keys or group names
+    (``agent.policy_clip``, ``env``) in the order of the sweep's definition, ``seed`` last: first
+    ``hydra.sweeper.params``, then the command line. Keys that are the same in every run of the sweep
+    (``train.total_timesteps=1024``, ``seed=1,1``) are not among them. Empty where ``sweep_dir`` holds
+    no ``multirun.yaml``."""
+    return list(_read_sweep(sweep_dir)[0])
+
+
+def sweep_run_name(sweep_dir: str | Path, job_overrides: Sequence[str], job_num: int) -> str:
+    """The directory name of one run of a sweep: ``policy_clip=0.1,gae_lambda=0.9,batch_size=32,seed=1``.
+
+    The values are this run's (``job_overrides``: its ``hydra.overrides.task``) of the keys that
+    :func:`swept_keys` lists, each under its last name where no other swept key shares it. Names stay
+    unique where the sweeper draws values instead of listing them (Optuna), or a list repeats a value:
+    there a value drawn from an interval is rounded to 3 significant digits and the name ends with
+    Hydra's job number, ``job=N``. A sweep without swept keys names its runs ``job=N``."""
+    swept, listed_once = _read_sweep(sweep_dir)
+    values = {override.key_or_group: override for override in _parse(job_overrides) if not override.is_delete()}
+    leaves = [key.rpartition(".")[2] for key in swept]
+    parts = []
+    for (key, sweep), leaf in zip(swept.items(), leaves):
+        if key not in values:
+            continue
+        value = values[key].value()
+        if isinstance(sweep.value(), IntervalSweep) and isinstance(value, float):
+            text = f"{value:.{SAMPLED_DIGITS}g}"
+        else:
+            text = value if isinstance(value, str) else values[key].get_value_element_as_str()
+        parts.append(f"{leaf if leaves.count(leaf) == 1 else key}={text}".replace("/", "_"))
+    if not parts or not listed_once:
+        parts.append(f"job={job_num}")
+    return ",".join(parts)
+
+
+def _read_sweep(sweep_dir: str | Path) -> tuple[dict[str, Override], bool]:
+    """From the sweep's ``multirun.yaml``: its sweep overrides that give more than one value, by key in
+    :func:`swept_keys`' order, and whether those values alone tell its runs apart (the sweeper runs each
+    combination of listed values once, as Hydra's basic sweeper does, and no list repeats a value)."""
+    path = Path(sweep_dir) / SWEEP_CONFIG
+    if not path.is_file():
+        return {}, False
+    config = OmegaConf.load(path)
+    params = OmegaConf.select(config, "hydra.sweeper.params")
+    defined = [f"{key}={value}" for key, value in (params or {}).items()]
+    defined += list(OmegaConf.select(config, "hydra.overrides.task") or [])
+    overrides = _parse(defined)
+    swept = {}
+    for override in overrides:
+        if override.is_sweep_override() and _value_count(override) > 1:
+            swept.pop(override.key_or_group, None)  # a key defined twice: the last definition, in its place
+            swept[override.key_or_group] = override
+    if SEED_KEY in swept:
+        swept[SEED_KEY] = swept.pop(SEED_KEY)
+    keys = [override.key_or_group for override in overrides]
+    sweeps = [override for override in overrides if override.is_sweep_override()]
+    listed_once = (str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".BasicSweeper")
+                   and all(keys.count(sweep.key_or_group) == 1 for sweep in sweeps)
+                   and all(not isinstance(sweep.value(), ChoiceSweep) or len(sweep.value().list) == _value_count(sweep)
+                           for sweep in sweeps))
+    return swept, listed_once
+
+
+def _parse(overrides: Sequence[str]) -> list[Override]:
+    """Hydra's overrides, skipping any that do not parse (the sweeper has refused those already)."""
+    parser = OverridesParser.create()
+    parsed = []
+    for override in overrides:
+        try:
+            parsed += parser.parse_overrides([str(override)])
+        except HydraException:
+            continue
+    return parsed
+
+
+def _value_count(sweep: Override) -> float:
+    """How many distinct values a sweep override gives: ``inf`` for an interval; 2 for a glob over a
+    group's presets, which cannot be listed without the config search path."""
+    value = sweep.value()
+    if isinstance(value, ChoiceSweep):
+        return len({str(element) for element in value.list})
+    if isinstance(value, RangeSweep):
+        return max(0, math.ceil((value.stop - value.start) / value.step)) if value.step else 0
+    if isinstance(value, IntervalSweep):
+        return math.inf
+    return 2
+
+
+# ${ppo.sweep_run_name:${hydra.sweep.dir},${hydra.overrides.task},${hydra.job.num}} names the run dirs of
+# a sweep (conf/config.yaml). A sweep's worker processes receive the registered resolvers from Hydra.
+OmegaConf.register_new_resolver("ppo.sweep_run_name", sweep_run_name, replace=True)

@@ -21,21 +21,25 @@ from tensorboard.plugins.hparams import api_pb2
 from conftest import read_custom_scalars_layout, read_hparams, read_scalars, require_modules, run_cli
 from ppo.dashboard import RESULT_METRICS
 from ppo.run import local_cpu_count
+from ppo.sweep import sweep_run_name, swept_keys
 
 require_modules("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_optuna_sweeper",
                 "hydra_plugins.hydra_submitit_launcher", "matplotlib")
 
 TINY = ["train.total_timesteps=1024", "train.eval_episodes=2", "train.progress=false"]
-# The budget overrides are the same for every run: leave them out of the run dirs' names.
-SHORT_NAMES = ("hydra.job.config.override_dirname.exclude_keys="
-               "[train.total_timesteps,train.eval_episodes,train.progress]")
 CLIPS, BATCH_SIZES, SEEDS = (0.1, 0.3), (64, 128), (1, 2)
-RUN_NAMES = {f"agent.batch_size={b},agent.policy_clip={c},seed={s}" for c in CLIPS for b in BATCH_SIZES for s in SEEDS}
+# Run dirs are named by the swept values only, in the command line's order, seed last: TINY is left out.
+RUN_NAMES = {f"policy_clip={c},batch_size={b},seed={s}" for c in CLIPS for b in BATCH_SIZES for s in SEEDS}
 LOSS_AND_SCORE_TAGS = {"loss/actor", "loss/critic", "loss/total", "episode/score", "episode/mean_score_100"}
 
 
 def run_dirs(sweep_dir: Path) -> dict[str, Path]:
     return {path.name: path for path in sweep_dir.iterdir() if (path / ".hydra").is_dir()}
+
+
+def saved_job_num(run_dir: Path) -> int:
+    """Hydra's job number of a run of a sweep, as its ``.hydra/hydra.yaml`` records it."""
+    return OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.job.num
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +48,14 @@ def small_sweep(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("sweep")
     sweep_dir = tmp_path / "sweep"
     result = run_cli(tmp_path, "-m", "hydra/launcher=joblib", "agent.policy_clip=0.1,0.3", "agent.batch_size=64,128",
-                     "seed=1,2", *TINY, SHORT_NAMES, f"hydra.sweep.dir={sweep_dir}", timeout=300)
+                     "seed=1,2", *TINY, f"hydra.sweep.dir={sweep_dir}", timeout=300)
     return sweep_dir, result
 
 
 def test_sweep_runs_every_setting_in_a_dir_named_by_its_overrides(small_sweep):
-    """Exit 0; one run dir per job, named by its overrides seed included; each finished; the joblib
-    launcher ran them in parallel worker processes with one torch thread each."""
+    """Exit 0; one run dir per job, named by its swept values seed included (the worker processes name
+    them); each finished; the joblib launcher ran them in parallel worker processes with one torch
+    thread each."""
     sweep_dir, result = small_sweep
     assert result.returncode == 0, result.stdout + result.stderr
     runs = run_dirs(sweep_dir)
@@ -58,7 +63,7 @@ def test_sweep_runs_every_setting_in_a_dir_named_by_its_overrides(small_sweep):
     for name, run_dir in runs.items():
         assert (run_dir / "metrics.json").is_file(), name
         saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-        assert f"agent.policy_clip={saved.agent.policy_clip}" in name and f"seed={saved.seed}" in name
+        assert name == f"policy_clip={saved.agent.policy_clip},batch_size={saved.agent.batch_size},seed={saved.seed}"
         assert saved.device.torch_threads == 1
     sweep_config = OmegaConf.load(sweep_dir / "multirun.yaml")
     assert sweep_config.hydra.launcher._target_.endswith("JoblibLauncher")
@@ -83,10 +88,10 @@ def test_sweep_runs_log_losses_scores_and_hparams(small_sweep):
             info.name for info in experiment.hparam_infos}
         assert {info.name.tag for info in experiment.metric_infos} == {f"result/{m}" for m in RESULT_METRICS}
         swept = {info.name for info in experiment.hparam_infos if info.differs}
-        assert {"agent.policy_clip", "agent.batch_size", "seed"} <= swept
+        assert swept == {"agent.policy_clip", "agent.batch_size", "seed"}, "differs: the swept keys only"
         start = hparams["_hparams_/session_start_info"].session_start_info
-        assert f"agent.policy_clip={start.hparams['agent.policy_clip'].number_value:g}" in name
-        assert f"agent.batch_size={start.hparams['agent.batch_size'].number_value:g}" in name
+        assert f"policy_clip={start.hparams['agent.policy_clip'].number_value:g}," in name
+        assert f"batch_size={start.hparams['agent.batch_size'].number_value:g}," in name
         assert start.hparams["agent.gae_lambda"].number_value == pytest.approx(0.8)
         assert start.hparams["env.id"].string_value == "CartPole-v1"
         assert hparams["_hparams_/session_end_info"].session_end_info.status == api_pb2.STATUS_SUCCESS
@@ -96,8 +101,8 @@ def test_sweep_runs_log_losses_scores_and_hparams(small_sweep):
 
 
 def test_report_over_the_sweep(small_sweep, tmp_path):
-    """python -m ppo.report (from another directory) writes the table with one row per setting and
-    both seeds in each, the per-run CSV, and the two plots."""
+    """python -m ppo.report (from another directory) writes the tables with one row per setting and
+    both seeds in each (too few for confidence intervals), the per-run CSV, and the plots."""
     sweep_dir, _ = small_sweep
     out_dir = tmp_path / "report"
     result = run_cli(tmp_path, str(sweep_dir), "--out", str(out_dir), module="ppo.report")
@@ -113,15 +118,16 @@ def test_report_over_the_sweep(small_sweep, tmp_path):
     assert scores == sorted(scores, reverse=True), "best setting first"
 
     markdown = (out_dir / "report.md").read_text()
-    table = [line for line in markdown.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| agent.policy_clip | agent.batch_size | seeds | final score")
-    assert len(table) == 1 + 4
-    assert all(" ± " in line for line in table[1:])
+    ranked, effects, mean_std = [block.splitlines() for block in markdown.split("\n\n") if block.startswith("| ")]
+    assert ranked[0].startswith("| agent.policy_clip | agent.batch_size | seeds | final score |")
+    assert len(ranked) == len(effects) == len(mean_std) == 2 + 4  # header, separator, 4 settings or values
+    assert all("[n/a]" in line for line in ranked[2:]), "2 seeds: no confidence intervals"
+    assert all(" ± " in line for line in mean_std[2:])
     assert "![Learning curves](learning_curves.png)" in markdown
 
     with open(out_dir / "runs.csv", newline="") as file:
         assert {row["run"] for row in csv.DictReader(file)} == RUN_NAMES
-    for png in ("learning_curves.png", "final_score.png"):
+    for png in ("learning_curves.png", "final_score.png", "sample_efficiency.png", "effects.png"):
         data = (out_dir / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert not (sweep_dir / "report.md").exists(), "--out leaves the sweep dir alone"
@@ -229,8 +235,7 @@ def failed_sweep(tmp_path_factory):
     whose second runs: (sweep dir, result)."""
     tmp_path = tmp_path_factory.mktemp("failed_sweep")
     sweep_dir = tmp_path / "sweep"
-    result = run_cli(tmp_path, "-m", "agent.batch_size=1024,64", "seed=1", *TINY, SHORT_NAMES,
-                     f"hydra.sweep.dir={sweep_dir}")
+    result = run_cli(tmp_path, "-m", "agent.batch_size=1024,64", "seed=1", *TINY, f"hydra.sweep.dir={sweep_dir}")
     return sweep_dir, result
 
 
@@ -242,13 +247,13 @@ def test_a_failed_run_does_not_stop_the_sweep(failed_sweep):
     assert result.returncode == 1, output
     assert "Traceback" not in output
     runs = run_dirs(sweep_dir)
-    assert set(runs) == {"agent.batch_size=1024,seed=1", "agent.batch_size=64,seed=1"}
-    assert (runs["agent.batch_size=64,seed=1"] / "metrics.json").is_file()
-    failed = json.loads((runs["agent.batch_size=1024,seed=1"] / "failed.json").read_text())
+    assert set(runs) == {"batch_size=1024", "batch_size=64"}
+    assert (runs["batch_size=64"] / "metrics.json").is_file()
+    failed = json.loads((runs["batch_size=1024"] / "failed.json").read_text())
     assert "agent.batch_size=1024" in failed["overrides"] and "seed=1" in failed["overrides"]
     assert failed["error"].startswith("ConfigError: agent.batch_size=1024 is not allowed")
     assert "1 run(s) failed" in output and "[agent.batch_size=1024 seed=1" in output
-    end = read_hparams(runs["agent.batch_size=1024,seed=1"])["_hparams_/session_end_info"].session_end_info
+    end = read_hparams(runs["batch_size=1024"])["_hparams_/session_end_info"].session_end_info
     assert end.status == api_pb2.STATUS_FAILURE
 
 
@@ -263,8 +268,8 @@ def test_report_on_a_sweep_with_failed_empty_and_unfinished_runs(failed_sweep, t
     sweep_dir = tmp_path / "sweep"
     shutil.copytree(source_dir, sweep_dir)
     (sweep_dir / "not-started").mkdir()
-    running = sweep_dir / "agent.batch_size=64,seed=2"
-    shutil.copytree(sweep_dir / "agent.batch_size=64,seed=1", running)
+    running = sweep_dir / "batch_size=64,seed=2"
+    shutil.copytree(sweep_dir / "batch_size=64", running)
     (running / "metrics.json").unlink()
     (running / ".hydra" / "overrides.yaml").write_text(
         (running / ".hydra" / "overrides.yaml").read_text().replace("seed=1", "seed=2"))
@@ -273,9 +278,9 @@ def test_report_on_a_sweep_with_failed_empty_and_unfinished_runs(failed_sweep, t
     markdown = paths["markdown"].read_text()
     assert "4 runs, 1 finished, 1 failed, 2 without a result" in markdown
     assert "## Failed runs" in markdown
-    assert "- `agent.batch_size=1024,seed=1`: ConfigError: agent.batch_size=1024 is not allowed" in markdown
+    assert "- `batch_size=1024`: ConfigError: agent.batch_size=1024 is not allowed" in markdown
     assert "- `not-started`: no data yet" in markdown
-    assert "- `agent.batch_size=64,seed=2`: last logged at env step 1,024" in markdown
+    assert "- `batch_size=64,seed=2`: last logged at env step 1,024" in markdown
     with open(paths["csv"], newline="") as file:
         rows = {row["agent.batch_size"]: row for row in csv.DictReader(file)}
     assert rows["64"]["runs"] == "2" and rows["64"]["finished"] == "1" and rows["64"]["seeds"] == "1"
@@ -302,7 +307,8 @@ def test_optuna_search_experiment_runs_two_trials(tmp_path):
         saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
         assert 0.05 <= saved.agent.policy_clip <= 0.4 and 0.8 <= saved.agent.gae_lambda <= 1.0
         assert saved.agent.batch_size in (16, 32, 64, 128, 256)
-        assert "experiment" not in run_dir.name
+        assert run_dir.name == (f"policy_clip={saved.agent.policy_clip:.3g},gae_lambda={saved.agent.gae_lambda:.3g},"
+                                f"batch_size={saved.agent.batch_size},job={saved_job_num(run_dir)}")
         scores[run_dir.name] = json.loads((run_dir / "metrics.json").read_text())["final_score"]
     best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert best.best_value == pytest.approx(max(scores.values()))
@@ -312,7 +318,7 @@ def test_optuna_search_experiment_runs_two_trials(tmp_path):
 def test_submitit_launcher_runs_two_jobs_with_the_local_executor(tmp_path):
     """hydra/launcher=submitit_local: the cluster launcher's code path, on this machine."""
     sweep_dir = tmp_path / "sweep"
-    result = run_cli(tmp_path, "-m", "hydra/launcher=submitit_local", "seed=1,2", *TINY, SHORT_NAMES,
+    result = run_cli(tmp_path, "-m", "hydra/launcher=submitit_local", "seed=1,2", *TINY,
                      f"hydra.sweep.dir={sweep_dir}", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     runs = run_dirs(sweep_dir)
@@ -337,19 +343,26 @@ def compose_with_hydra(overrides):
 
 
 @pytest.mark.parametrize("name, env_id", [("cartpole_grid", "CartPole-v1"), ("acrobot_grid", "Acrobot-v1")])
-def test_grid_experiments_sweep_clip_lambda_and_batch_size_in_parallel(name, env_id):
+def test_grid_experiments_sweep_clip_lambda_and_batch_size_in_parallel(name, env_id, tmp_path):
     """The 3 × 3 × 3 grid with 3 seeds, as a sweep (no -m needed) through the joblib launcher over
-    all local cores, one torch thread per run, run dirs named by overrides without the experiment."""
+    all local cores, one torch thread per run, run dirs named by the swept values only (not by the
+    experiment, which every run has), as ``hydra.sweep.subdir`` resolves them."""
     cfg = compose_with_hydra([f"experiment={name}"])
     assert cfg.env.id == env_id
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == -1
     assert dict(cfg.hydra.sweeper.params) == {"agent.policy_clip": "0.1,0.2,0.3", "agent.gae_lambda": "0.9,0.95,0.99",
                                               "agent.batch_size": "32,64,128", "seed": "1,2,3"}
-    assert list(cfg.hydra.job.config.override_dirname.exclude_keys) == ["experiment"]
-    assert OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"] == "${hydra.job.override_dirname}"
     assert cfg.hydra.sweep.dir.startswith(f"outputs/multirun/{name}/")
     assert cfg.device.torch_threads == 1
+
+    OmegaConf.save(cfg, tmp_path / "multirun.yaml")  # what the sweep writes before its first job
+    cfg.hydra.sweep.dir = str(tmp_path)
+    cfg.hydra.overrides.task = ["agent.policy_clip=0.1", "agent.gae_lambda=0.9", "agent.batch_size=32", "seed=1",
+                                f"experiment={name}"]
+    cfg.hydra.job.num = 0
+    assert cfg.hydra.sweep.subdir == "policy_clip=0.1,gae_lambda=0.9,batch_size=32,seed=1"
+    assert swept_keys(tmp_path) == ["agent.policy_clip", "agent.gae_lambda", "agent.batch_size", "seed"]
 
 
 def test_search_experiment_is_an_optuna_search_over_the_issue_ranges():
@@ -363,3 +376,65 @@ def test_search_experiment_is_an_optuna_search_over_the_issue_ranges():
     assert sweeper.n_jobs == local_cpu_count() and sweeper.storage is None
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
     assert cfg.env.id == "CartPole-v1"
+
+
+# --------------------------------------------------------------------------------------------
+# Run names, from the sweep's multirun.yaml
+# --------------------------------------------------------------------------------------------
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # as multirun.yaml names it
+OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+
+
+def write_sweep(sweep_dir: Path, task=(), params=None, sweeper=BASIC_SWEEPER) -> Path:
+    """A ``multirun.yaml`` with the parts that name runs: the command line's overrides and the sweeper."""
+    OmegaConf.save({"hydra": {"overrides": {"task": list(task)}, "sweeper": {"_target_": sweeper, "params": params}}},
+                   sweep_dir / "multirun.yaml")
+    return sweep_dir
+
+
+def test_run_names_hold_the_swept_values_by_leaf_name_seed_last(tmp_path):
+    """Keys with one value in every run (train.total_timesteps) stay out; a group is named as typed."""
+    sweep = write_sweep(tmp_path, ["seed=1,2", "agent.policy_clip=0.1,0.2", "train.total_timesteps=1024",
+                                   "env=acrobot,cartpole"])
+    assert swept_keys(sweep) == ["agent.policy_clip", "env", "seed"]
+    job = ["seed=2", "agent.policy_clip=0.1", "train.total_timesteps=1024", "env=acrobot"]
+    assert sweep_run_name(sweep, job, 3) == "policy_clip=0.1,env=acrobot,seed=2"
+
+
+def test_run_names_take_the_sweepers_params_first_and_full_keys_where_leaves_clash(tmp_path):
+    sweep = write_sweep(tmp_path, ["agent.lr=0.1,0.2", "+extra.lr=1,2"], params={"seed": "1,2,3", "agent.gamma": "0.9,0.99"})
+    assert swept_keys(sweep) == ["agent.gamma", "agent.lr", "extra.lr", "seed"]
+    job = ["seed=3", "agent.gamma=0.99", "agent.lr=0.2", "+extra.lr=1"]
+    assert sweep_run_name(sweep, job, 0) == "gamma=0.99,agent.lr=0.2,extra.lr=1,seed=3"
+
+
+def test_run_names_stay_unique_where_values_repeat(tmp_path):
+    """seed=1,1 runs twice with the same values: the job number tells the runs apart."""
+    sweep = write_sweep(tmp_path, ["seed=1,1", "agent.lr=0.1,0.2"])
+    assert swept_keys(sweep) == ["agent.lr"]
+    names = {sweep_run_name(sweep, [f"seed=1", f"agent.lr={lr}"], num)
+             for num, lr in enumerate(["0.1", "0.1", "0.2", "0.2"])}
+    assert names == {"lr=0.1,job=0", "lr=0.1,job=1", "lr=0.2,job=2", "lr=0.2,job=3"}
+
+
+def test_runs_of_a_sweep_without_swept_keys_are_named_by_job_number(tmp_path):
+    assert sweep_run_name(write_sweep(tmp_path, ["train.total_timesteps=1024"]), ["train.total_timesteps=1024"], 0) \
+        == "job=0"
+    assert swept_keys(tmp_path / "nowhere") == [] and sweep_run_name(tmp_path / "nowhere", ["seed=1"], 4) == "job=4"
+
+
+def test_optuna_run_names_round_drawn_values_and_end_with_the_job_number(tmp_path):
+    """The sampler may draw the same setting twice: the job number keeps the names apart."""
+    sweep = write_sweep(tmp_path, ["train.total_timesteps=1024", "agent.lr=tag(log, interval(1e-4, 1e-2))"],
+                        params={"agent.policy_clip": "interval(0.05, 0.4)", "agent.batch_size": "choice(16, 32)"},
+                        sweeper=OPTUNA_SWEEPER)
+    assert swept_keys(sweep) == ["agent.policy_clip", "agent.batch_size", "agent.lr"]
+    job = ["agent.policy_clip=0.23417370744327137", "agent.batch_size=32", "agent.lr=0.0012345678",
+           "train.total_timesteps=1024"]
+    assert sweep_run_name(sweep, job, 7) == "policy_clip=0.234,batch_size=32,lr=0.00123,job=7"
+
+
+def test_run_names_make_no_subdirectories(tmp_path):
+    sweep = write_sweep(tmp_path, ["env.id=ALE/Pong-v5,ALE/Breakout-v5", "seed=range(1,3)"])
+    assert sweep_run_name(sweep, ["env.id=ALE/Pong-v5", "seed=2"], 1) == "id=ALE_Pong-v5,seed=2"
