@@ -2,14 +2,16 @@
 the custom-scalars dashboard made for PPO.
 
 ``python -m ppo.run`` calls :func:`record_run_start` once the config is valid and
-:func:`record_run_end` when training returned or failed. Both write into the run directory itself,
-so TensorBoard lists exactly one run per run directory (``SummaryWriter.add_hparams`` would open a
-timestamped sub-run per call instead). The HParams plugin's three summaries are built from
+:func:`record_run_end` when training returned or failed; :func:`ppo.train.train`, which knows the
+env's action space, writes :func:`custom_scalars_layout` beside its scalars. The two records go
+into the run directory itself, so TensorBoard lists exactly one run per run directory
+(``SummaryWriter.add_hparams`` would open a timestamped sub-run per call instead). The HParams plugin's three summaries are built from
 TensorBoard's own protos and go straight to the writer's file writer:
 
-* at the start: the custom-scalars layout, the HParams *experiment* (which hyperparameters and
-  which metrics there are) and the *session start* (this run's hyperparameters). A run in progress
-  shows in the HParams tab with status unknown.
+* at the start: the HParams *experiment* (which hyperparameters and which metrics there are, and
+  which hyperparameters differ between runs: the HParams table shows those by default and the
+  others on demand) and the *session start* (this run's hyperparameters). A run in progress shows
+  in the HParams tab with status unknown.
 * at the end: one ``result/<name>`` scalar per metric of :func:`ppo.train.train` that has a value,
   and the *session end*: success, or failure for a run that raised.
 
@@ -49,8 +51,9 @@ NOT_HPARAMS = ("device.", "train.progress", "train.checkpoint_every")
 """Config keys (prefixes) left out of the HParams record: they change how a run is carried out,
 not what it learns."""
 
-# Tag regexes per chart, in the custom-scalars plugin's format: {category: {chart: [kind, tags]}}.
-LAYOUT = {
+# Every chart, as tag regexes in the custom-scalars plugin's format: {category: {chart: [kind, tags]}}.
+# A run gets the charts it can fill: custom_scalars_layout.
+_CHARTS = {
     "Losses": {
         "actor (clipped surrogate)": ["Multiline", [r"^loss/actor$"]],
         "critic (MSE to the returns)": ["Multiline", [r"^loss/critic$"]],
@@ -70,15 +73,16 @@ LAYOUT = {
     "Critic and schedule": {
         "explained variance": ["Multiline", [r"^diagnostics/explained_variance$"]],
         "learning rate": ["Multiline", [r"^diagnostics/learning_rate$"]],
+        "clip ε (agent.anneal_policy_clip decays it)": ["Multiline", [r"^diagnostics/policy_clip$"]],
         "env steps per second": ["Multiline", [r"^time/steps_per_second$"]],
     },
 }
 
 
 def custom_scalars_layout(continuous_actions: bool) -> dict:
-    """:data:`LAYOUT` less the cards a run cannot fill: the Gaussian policy's std has data only for
-    continuous (Box) actions."""
-    layout = {category: dict(charts) for category, charts in LAYOUT.items()}
+    """The custom-scalars dashboard of a run, for ``SummaryWriter.add_custom_scalars``: every chart
+    that the run can fill. The Gaussian policy's std has data only for continuous (Box) actions."""
+    layout = {category: dict(charts) for category, charts in _CHARTS.items()}
     if not continuous_actions:
         del layout["Policy update"]["Gaussian policy std (Box actions)"]
     return layout
@@ -116,15 +120,17 @@ def _hparam_value(value) -> float | int | str:
 
 
 def record_run_start(run_dir: str | Path, hparams: Mapping[str, float | int | str],
-                     overridden: Iterable[str] = ()) -> None:
-    """Write the custom-scalars layout, the HParams experiment and this run's session start.
+                     differing: Iterable[str] = ()) -> None:
+    """Write the HParams experiment and this run's session start.
 
-    ``overridden``: the keys the command line set (``agent.policy_clip``, or a group such as ``env``);
-    their hyperparameters are marked as the ones that differ, which TensorBoard lists first."""
-    overridden = tuple(overridden)
+    ``differing``: the keys whose values differ between the runs shown together, such as the swept
+    keys of a sweep (:func:`ppo.sweep.swept_keys`) or the keys a single run's command line sets; a
+    group such as ``env`` stands for all of its keys. Only their hyperparameters are marked ``differs``:
+    TensorBoard lists those first and shows them by default, the others on demand."""
+    differing = tuple(differing)
     experiment = api_pb2.Experiment(
         hparam_infos=[api_pb2.HParamInfo(name=name, type=_data_type(value),
-                                         differs=any(name == key or name.startswith(key + ".") for key in overridden))
+                                         differs=any(name == key or name.startswith(key + ".") for key in differing))
                       for name, value in hparams.items()],
         metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=RESULT_PREFIX + name), description=description)
                       for name, description in RESULT_METRICS.items()],

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from tensorboard.plugins.hparams import api_pb2
 
-from conftest import compose_config, read_custom_scalars_layout, read_hparams, read_scalars
-from ppo.dashboard import LAYOUT, RESULT_METRICS, flatten, hparams_of, record_run_end, record_run_start
+from conftest import BOX_ID, compose_config, make_config, read_custom_scalars_layout, read_hparams, read_scalars
+from ppo.dashboard import (RESULT_METRICS, RESULT_PREFIX, custom_scalars_layout, flatten, hparams_of, record_run_end,
+                           record_run_start)
 
 
 def test_flatten_gives_dotted_keys():
@@ -29,10 +33,11 @@ def test_hparams_of_the_composed_config():
 
 
 def test_a_finished_run_records_one_session_with_its_metrics(tmp_path):
-    """Start and end go into the run dir itself (no sub-runs); all metrics are declared, only those
-    with a value are written; the session ends with success."""
+    """Start and end go into the run dir itself (no sub-runs); only the differing keys are marked
+    ``differs``; all metrics are declared, only those with a value are written; the session ends with
+    success."""
     hparams = {"agent.policy_clip": 0.1, "agent.gae_lambda": 0.9, "env.id": "CartPole-v1", "seed": 3}
-    record_run_start(tmp_path, hparams, overridden=["agent.policy_clip", "seed"])
+    record_run_start(tmp_path, hparams, differing=["agent.policy_clip", "seed"])
     metrics = {"final_score": 500.0, "best_mean_score_100": 480.5, "steps_to_solve": None, "seconds_to_solve": None,
                "global_step": 4096, "train_seconds": 3.5, "steps_per_second": 1170.3}
     record_run_end(tmp_path, metrics)
@@ -51,8 +56,14 @@ def test_a_finished_run_records_one_session_with_its_metrics(tmp_path):
     assert scalars["result/final_score"] == [(4096, 500.0)]
     assert scalars["result/best_mean_score_100"] == [(4096, 480.5)]
     assert "result/steps_to_solve" not in scalars and "result/seconds_to_solve" not in scalars
-    layout = read_custom_scalars_layout(tmp_path)
-    assert [category.title for category in layout.category] == list(LAYOUT)
+    assert read_custom_scalars_layout(tmp_path) is None, "the trainer writes the layout, for its action space"
+
+
+def test_a_group_marks_all_of_its_keys_as_differing(tmp_path):
+    record_run_start(tmp_path, {"env.id": "Acrobot-v1", "env.num_envs": 8, "agent.lr": 0.001}, ["env"])
+    experiment = read_hparams(tmp_path)["_hparams_/experiment"].experiment
+    assert {info.name: info.differs for info in experiment.hparam_infos} == {
+        "env.id": True, "env.num_envs": True, "agent.lr": False}
 
 
 def test_a_failed_run_ends_its_session_with_failure(tmp_path):
@@ -62,20 +73,28 @@ def test_a_failed_run_ends_its_session_with_failure(tmp_path):
     assert not [tag for tag in read_scalars(tmp_path) if tag.startswith("result/")]
 
 
-def test_the_layout_names_only_tags_the_trainer_writes():
-    """Each chart's regexes match tags that ppo.train logs (as documented in the README)."""
-    import re
+TINY_RUN = ["train.total_timesteps=512", "train.eval_episodes=2", "train.progress=false", "train.checkpoint_every=0"]
+BOX_RUN = [f"env.id={BOX_ID}", "env.num_envs=2", "agent.n_steps=16", "agent.batch_size=16"]  # Box(-1, 1, (2,)) actions
 
-    trainer_tags = {"loss/actor", "loss/critic", "loss/total", "episode/score", "episode/length",
-                    "episode/mean_score_100", "eval/score", "diagnostics/entropy", "diagnostics/approx_kl",
-                    "diagnostics/clip_fraction", "diagnostics/explained_variance", "diagnostics/learning_rate",
-                    "time/steps_per_second", "diagnostics/action_std"}  # the last: Box actions only
+
+@pytest.mark.parametrize("env_overrides, continuous", [([], False), (BOX_RUN, True)], ids=["CartPole", "Box actions"])
+def test_the_layout_charts_exactly_what_a_run_writes(tmp_path, env_overrides, continuous):
+    """A tiny real run (CartPole's discrete actions, or a toy env's Box actions) writes the layout for
+    its action space: every regex of every chart matches a tag that the run wrote, and every tag it
+    wrote is on a chart (the results that ppo.run adds at the end are in the HParams tab)."""
+    from ppo.train import train
+
+    train(make_config(TINY_RUN + env_overrides), tmp_path)
+    written = {tag for tag in read_scalars(tmp_path) if not tag.startswith(RESULT_PREFIX)}
+    layout = read_custom_scalars_layout(tmp_path)
+    charts = {chart.title: list(chart.multiline.tag) for category in layout.category for chart in category.chart}
+    assert charts == {title: patterns for category in custom_scalars_layout(continuous).values()
+                      for title, (kind, patterns) in category.items()}
     charted = set()
-    for charts in LAYOUT.values():
-        for kind, patterns in charts.values():
-            assert kind == "Multiline"
-            for pattern in patterns:
-                matches = {tag for tag in trainer_tags if re.search(pattern, tag)}
-                assert matches, pattern
-                charted |= matches
-    assert charted == trainer_tags
+    for title, patterns in charts.items():
+        for pattern in patterns:
+            matches = {tag for tag in written if re.search(pattern, tag)}
+            assert matches, f"{title}: {pattern} matches no tag of the run, {sorted(written)}"
+            charted |= matches
+    assert charted == written
+    assert ("Gaussian policy std (Box actions)" in charts) == continuous
