@@ -1,10 +1,11 @@
 """Typed configuration: one documented place per hyperparameter.
 
-Hydra composes YAML presets from ``conf/`` on top of these dataclasses (registered
-below as the schema ``ppo_config``), so a misspelt key or a value of the wrong type
-fails while Hydra composes, before any work starts. Range checks that a type cannot
-express live in ``__post_init__``; they run when :func:`to_config` turns the composed
-``DictConfig`` into these objects, and raise :class:`ConfigError` with the full key.
+Hydra composes YAML presets from ``conf/`` on top of these dataclasses' keys (registered
+below as the schema ``ppo_config``), so a misspelt key fails while Hydra composes.
+:func:`to_config` then turns the composed ``DictConfig`` into these objects, before any
+work starts: a value of the wrong type, and a value out of the range that
+``__post_init__`` checks, raise :class:`ConfigError`, one line with the full key.
+Integer keys take whole numbers written as floats, such as ``total_timesteps=1e5``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, ValidationError
 
 
 class ConfigError(ValueError):
@@ -215,6 +216,7 @@ class EnvConfig:
 
 
 DEVICE_TYPES = ("cpu", "cuda", "auto")
+COMPILE_MODES = ("off", "on", "auto")
 
 
 @dataclass
@@ -225,10 +227,18 @@ class DeviceConfig:
     """``cpu``, ``cuda``, or ``auto`` (cuda when available)."""
     torch_threads: int = 1
     """CPU threads for torch ops; small MLPs run fastest on 1. 0 keeps torch's default."""
+    compile: str = "auto"
+    """``torch.compile`` the update's minibatch step (forward pass and loss; its backward pass comes
+    compiled with it): ``on``, ``off``, or ``auto``, which compiles only runs with enough minibatch
+    steps (``n_updates * n_epochs * minibatches``) to win back the compilation time
+    (:data:`ppo.compile.AUTO_MIN_MINIBATCH_STEPS`). Compiled code is cached in ``$TORCHINDUCTOR_CACHE_DIR``
+    (default ``~/.cache/ppo/inductor``), so later runs compile in seconds. Without a C++ compiler, or
+    if compilation fails, the run goes on uncompiled after one warning."""
 
     def __post_init__(self) -> None:
         _require(self.type in DEVICE_TYPES, "device.type", self.type, f"one of {DEVICE_TYPES}")
         _require(self.torch_threads >= 0, "device.torch_threads", self.torch_threads, "an integer >= 0")
+        _require(self.compile in COMPILE_MODES, "device.compile", self.compile, f"one of {COMPILE_MODES}")
 
 
 OBJECTIVES = ("final_score", "best_mean_score_100", "auc", "steps_to_solve")
@@ -310,13 +320,20 @@ def to_config(cfg: DictConfig) -> Config:
     # merging into the schema would silently drop it: refuse any key the dataclasses do not have.
     values = OmegaConf.to_container(cfg, resolve=True)
     _check_keys(values, Config, "")
-    schema = OmegaConf.structured(Config)
-    return OmegaConf.to_object(OmegaConf.merge(schema, values))
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), values)
+    except ValidationError as err:  # a value of the wrong type, which composition lets through
+        key = err.full_key.split("[")[0]  # network.hidden_sizes[1] -> network.hidden_sizes
+        if expected_type(key) is None:
+            raise ConfigError(str(err).splitlines()[0]) from None
+        raise ConfigError(f"{key}={_as_written(_lookup(values, key))} is not allowed: {expected_type(key)}") from None
+    return OmegaConf.to_object(merged)
 
 
 def _check_keys(node: dict, cls: type, prefix: str) -> None:
     """Refuse the keys of ``node`` that ``cls`` does not have, and check the values of its integer
-    keys, replacing whole numbers written as floats (``1e5``) by ints in place."""
+    keys, replacing whole numbers written as floats (``1e5``) by ints in place, in lists of integers
+    too."""
     fields = typing.get_type_hints(cls)
     for key, value in node.items():
         if key not in fields:
@@ -325,10 +342,12 @@ def _check_keys(node: dict, cls: type, prefix: str) -> None:
             _check_keys(value, fields[key], f"{prefix}{key}.")
         elif fields[key] in INTEGER_TYPES:
             node[key] = _integer(f"{prefix}{key}", value, optional=fields[key] is not int)
+        elif fields[key] == List[int] and isinstance(value, list):
+            node[key] = [int(element) if isinstance(element, float) and element.is_integer() else element
+                         for element in value]
 
 
 INTEGER_TYPES = (int, Optional[int])
-"""The field types that the composition schema types ``Any`` (see :func:`composition_schema`)."""
 
 
 def _integer(key: str, value, optional: bool) -> int | None:
@@ -340,8 +359,25 @@ def _integer(key: str, value, optional: bool) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    written = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
-    raise ConfigError(f"{key}={written} is not allowed: {expected_type(key)}")
+    raise ConfigError(f"{key}={_as_written(value)} is not allowed: {expected_type(key)}")
+
+
+def _as_written(value) -> str:
+    """A value as a command line writes it: ``null``, ``true``, ``[a,b]``, ``1.5``, ``fast``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(_as_written(element) for element in value) + "]"
+    return str(value)
+
+
+def _lookup(tree: dict, key: str):
+    """``tree["agent"]["lr"]`` for ``agent.lr``."""
+    for part in key.split("."):
+        tree = tree[part]
+    return tree
 
 
 def config_keys(cls: type = Config, prefix: str = "") -> dict[str, object]:
@@ -394,11 +430,12 @@ def register_configs() -> None:
 
 
 def composition_schema(cls: type) -> type:
-    """``cls`` as Hydra composes it: the same keys, defaults and nesting, with each integer key typed
-    ``Any``. Hydra reads ``1e5`` as a float, which a typed int node refuses while composing; so the
-    integer keys take any value there, and :func:`to_config` keeps whole numbers as ints and refuses
-    the rest with a one-line :class:`ConfigError`. Every other key keeps its type, so a misspelt key or
-    ``agent.lr=fast`` still fails while Hydra composes.
+    """``cls`` as Hydra composes it: the same keys, defaults and nesting, each value typed ``Any``.
+    A misspelt key still fails while Hydra composes; a value of the wrong type reaches
+    :func:`to_config`, which refuses it in one line that names the key (``agent.lr=fast is not
+    allowed: a number``) instead of Hydra's multi-line report. This is also how an integer key takes
+    ``1e5``, which Hydra reads as a float and a typed int node would refuse: :func:`to_config` keeps
+    whole numbers as ints.
 
     The class is ``ppo.config.<cls>Schema``, importable by that name: a composed config refers to it,
     and a sweep pickles configs to its worker processes."""
@@ -412,7 +449,7 @@ def composition_schema(cls: type) -> type:
             continue
         default = (field(default=spec.default) if spec.default is not dataclasses.MISSING
                    else field(default_factory=spec.default_factory))
-        fields.append((spec.name, typing.Any if hint in INTEGER_TYPES else hint, default))
+        fields.append((spec.name, typing.Any, default))
     name = f"{cls.__name__}Schema"
     schema = dataclasses.make_dataclass(name, fields, namespace={"__module__": __name__})
     globals()[name] = schema

@@ -207,11 +207,50 @@ def test_expected_type_describes_each_kind_of_key():
     assert expected_type("agent.nope") is None
 
 
-@pytest.mark.parametrize("override", ["agent.n_steps=abc", "agent.lr=fast", "train.progress=maybe"])
-def test_wrong_type_fails_in_compose(override):
-    """A value of the wrong type fails while Hydra composes."""
-    with pytest.raises(HydraException):
-        compose_config([override])
+@pytest.mark.parametrize("override, allowed", [
+    ("agent.lr=fast", "a number"),
+    ("agent.lr=null", "a number"),
+    ("train.progress=maybe", "true or false"),
+    ("network.hidden_sizes=[a,b]", "a list of integers, e.g. [64,64]"),
+    ("env.solved_score=abc", "a number, or null"),
+])
+def test_wrong_type_is_refused_in_one_line_naming_the_key(override, allowed):
+    """Composition lets a value of any type through (only keys are checked there); to_config refuses
+    a value of the wrong type in one line: ``key=value is not allowed: <what the key takes>``."""
+    cfg = compose_config([override])
+    with pytest.raises(ConfigError) as err:
+        to_config(cfg)
+    assert str(err.value) == f"{override} is not allowed: {allowed}"
+
+
+@pytest.mark.parametrize("override, value", [
+    ("train.total_timesteps=1e5", 100_000),
+    ("train.total_timesteps=2.5e6", 2_500_000),
+    ("agent.n_steps=1e5", 100_000),
+    ("agent.n_steps=64", 64),
+    ("train.max_episodes=1e3", 1000),
+    ("network.hidden_sizes=[1e2,64]", [100, 64]),
+])
+def test_integer_keys_take_whole_numbers_written_with_an_exponent(override, value):
+    """Hydra reads 1e5 as a float; an integer key takes it as the int it is."""
+    key, _ = override.split("=")
+    group, name = key.split(".")
+    taken = getattr(getattr(make_config([override]), group), name)
+    assert taken == value and all(type(number) is int for number in (taken if isinstance(taken, list) else [taken]))
+
+
+@pytest.mark.parametrize("override", ["train.total_timesteps=1.5", "agent.n_steps=abc", "agent.n_epochs=2.5",
+                                      "seed=null", "seed=true", "env.num_envs=[4]", "train.total_timesteps=inf",
+                                      "train.max_episodes=0.5"])
+def test_integer_keys_refuse_anything_but_whole_numbers(override):
+    """Composition lets any value through to an integer key; to_config refuses what is not a whole number
+    in one line that names the key, as typed: ``key=value is not allowed: an integer``."""
+    cfg = compose_config([override])
+    with pytest.raises(ConfigError) as err:
+        to_config(cfg)
+    key = override.split("=")[0]
+    allowed = "an integer, or null" if key == "train.max_episodes" else "an integer"
+    assert str(err.value) == f"{override} is not allowed: {allowed}"
 
 
 def test_unknown_group_option_fails_in_compose():
