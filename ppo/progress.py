@@ -1,51 +1,85 @@
-"""A one-line progress display on stderr: env steps, steps/s and the recent mean score."""
+"""Progress of a training run: a tqdm bar on a terminal, and a line in the log at each tenth of the budget."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+log = logging.getLogger("ppo.progress")
+
 
 class Progress:
-    """Redraws one line in a terminal (at most every ``interval`` s); elsewhere (logs, CI, sweeps)
-    prints a plain line at each tenth of the budget."""
+    """Env steps, steps/s and the recent mean score of a run, as it trains.
 
-    def __init__(self, total_steps: int, enabled: bool = True, interval: float = 0.25, start_step: int = 0,
-                 name: str | None = None):
+    At each tenth of ``total_steps``, and at :meth:`close` after an early stop, one plain line goes to
+    the ``logging`` logger ``ppo.progress``: Hydra's job logging writes it to the console and to the
+    run's ``run.log``, so logs, pipes and sweeps get it. ``name`` (a sweep's run name) begins every
+    line, so the lines of runs in parallel tell which run they are. When stderr is a terminal, tqdm
+    also draws a bar there, and console log records print above it while it is open.
+
+    ``start_step``: the steps a resumed run had done already; the bar starts there, and steps/s
+    counts only the steps of this process."""
+
+    def __init__(self, total_steps: int, enabled: bool = True, start_step: int = 0, name: str | None = None):
         self.total_steps = total_steps
-        self.start_step = start_step  # a resumed run's steps so far: the rate counts only this process's
+        self.start_step = start_step
         self.enabled = enabled
-        self.interval = interval
-        self.interactive = sys.stderr.isatty()
-        self.start = self.last_draw = time.perf_counter()
-        self.next_tenth = 1
+        self.prefix = f"{name}: " if name else ""
+        self.start = time.perf_counter()
+        self.next_tenth = start_step * 10 // total_steps + 1  # the first tenth this process reaches
+        self.logged_step: int | None = None
+        self.bar: tqdm | None = None
+        self.console_above_bar = None
+        if enabled and sys.stderr.isatty():
+            self.console_above_bar = logging_redirect_tqdm()
+            self.console_above_bar.__enter__()
+            self.bar = tqdm(total=total_steps, initial=start_step, desc=name, unit="step", unit_scale=True,
+                            dynamic_ncols=True, file=sys.stderr)
 
     def update(self, step: int, mean_score: float | None) -> None:
+        """The run is at env step ``step``; ``mean_score``: the mean of its last 100 episodes, if any."""
         if not self.enabled:
             return
-        now = time.perf_counter()
-        if self.interactive:
-            if now - self.last_draw < self.interval and step < self.total_steps:
-                return
-            end = "\n" if step >= self.total_steps else ""
-            sys.stderr.write("\r" + self._line(step, mean_score, now) + end)
-        else:
-            if step * 10 < self.next_tenth * self.total_steps:
-                return
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"mean score {_score(mean_score)}", refresh=False)
+            self.bar.update(step - self.bar.n)
+        if step * 10 >= self.next_tenth * self.total_steps:
             self.next_tenth = step * 10 // self.total_steps + 1
-            sys.stderr.write(self._line(step, mean_score, now) + "\n")
-        sys.stderr.flush()
-        self.last_draw = now
+            self._log(step, mean_score)
 
     def close(self, step: int, mean_score: float | None) -> None:
-        """Finish the line (e.g. after an early stop)."""
-        if self.enabled and self.interactive and step < self.total_steps:
-            sys.stderr.write("\r" + self._line(step, mean_score, time.perf_counter()) + "\n")
+        """The run ended at ``step``: the last line (after an early stop), and the bar closed."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.update(step, mean_score)
+            self.bar.close()
+            self.console_above_bar.__exit__(None, None, None)
+            self.bar = None
+        if self.logged_step != step:
+            self._log(step, mean_score)
 
-    def _line(self, step: int, mean_score: float | None, now: float) -> str:
-        fraction = min(step / self.total_steps, 1.0)
-        filled = int(24 * fraction)
-        rate = (step - self.start_step) / max(now - self.start, 1e-9)
-        score = "   n/a" if mean_score is None else f"{mean_score:6.1f}"
-        return (f"[{'#' * filled}{'.' * (24 - filled)}] {fraction:4.0%} {step:>9,}/{self.total_steps:,} steps"
-                f" | {rate:7,.0f} steps/s | mean score (last 100) {score}")
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        """Close the bar and give the console back even when training raised."""
+        if self.bar is not None:
+            self.bar.close()
+            self.console_above_bar.__exit__(*exc_info)
+            self.bar = None
+
+    def _log(self, step: int, mean_score: float | None) -> None:
+        rate = (step - self.start_step) / max(time.perf_counter() - self.start, 1e-9)
+        log.info("%s%3.0f%% %s/%s steps | %s steps/s | mean score (last 100) %s", self.prefix,
+                 100 * min(step / self.total_steps, 1.0), f"{step:,}", f"{self.total_steps:,}", f"{rate:,.0f}",
+                 _score(mean_score))
+        self.logged_step = step
+
+
+def _score(mean_score: float | None) -> str:
+    return "n/a" if mean_score is None else f"{mean_score:.1f}"
