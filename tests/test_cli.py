@@ -124,6 +124,29 @@ def test_cli_print_config_does_not_train(tmp_path):
 
 
 @pytest.mark.slow
+def test_cli_help_shows_presets_experiments_sweeps_and_the_other_commands(tmp_path):
+    """--help (conf/hydra/help/ppo.yaml): every group with its presets as the files in conf/ hold them,
+    the experiments, sweeps, resume, evaluate, report, where keys are documented, and the config
+    composed with the command line's overrides. No run starts."""
+    from ppo.run import CONF_DIR
+
+    result = run_cli(tmp_path, "--help", "agent.policy_clip=0.15")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    for group in ("agent", "network", "env", "device", "experiment"):
+        presets = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+        assert f"\n{group}: {', '.join(presets)}\n" in text, group
+    for piece in ("python -m ppo.run experiment=NAME", "python -m ppo.run -m agent.policy_clip=0.1,0.2 seed=1,2,3",
+                  "experiment=cartpole_grid", "experiment=cartpole_search",
+                  "resume=<run dir or its checkpoints/last.pt>",
+                  "python -m ppo.evaluate <run dir> [episodes=N] [video=true]", "python -m ppo.report <sweep dir>",
+                  "python -m ppo.run --cfg job", "ppo/config.py", "  policy_clip: 0.15\n"):
+        assert piece in text, piece
+    assert "powered by Hydra" not in text, "Hydra's generic help is replaced"
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
 def test_cli_experiment_runs(tmp_path):
     """experiment=tutorial, as documented in conf/experiment/tutorial.yaml, is accepted by the CLI."""
     run_dir = tmp_path / "run"
