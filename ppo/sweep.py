@@ -130,7 +130,8 @@ def sweep_run_name(sweep_dir: str | Path, job_overrides: Sequence[str], job_num:
     """The directory name of one run of a sweep: ``policy_clip=0.1,gae_lambda=0.9,batch_size=32,seed=1``.
 
     The values are this run's (``job_overrides``: its ``hydra.overrides.task``) of the keys that
-    :func:`swept_keys` lists, each under its last name where no other swept key shares it. Names stay
+    :func:`swept_keys` lists, each under its leaf name (``policy_clip``) where no other swept key
+    shares it, else under its full key. Names stay
     unique where the sweeper draws values instead of listing them (Optuna), or a list repeats a value:
     there a value drawn from an interval is rounded to 3 significant digits and the name ends with
     Hydra's job number, ``job=N``. A sweep without swept keys names its runs ``job=N``."""
@@ -161,13 +162,14 @@ def _read_sweep(sweep_dir: str | Path) -> tuple[dict[str, Override], bool]:
         return {}, False
     config = OmegaConf.load(path)
     params = OmegaConf.select(config, "hydra.sweeper.params")
-    defined = [f"{key}={value}" for key, value in (params or {}).items()]
+    params = {} if params is None else OmegaConf.to_container(params, resolve=False)  # as written
+    defined = [f"{key}={value}" for key, value in params.items()]
     defined += list(OmegaConf.select(config, "hydra.overrides.task") or [])
     overrides = _parse(defined)
     swept = {}
     for override in overrides:
+        swept.pop(override.key_or_group, None)  # a key defined twice: the last definition counts, as in Hydra
         if override.is_sweep_override() and _value_count(override) > 1:
-            swept.pop(override.key_or_group, None)  # a key defined twice: the last definition, in its place
             swept[override.key_or_group] = override
     if SEED_KEY in swept:
         swept[SEED_KEY] = swept.pop(SEED_KEY)

@@ -52,6 +52,7 @@ def small_sweep(tmp_path_factory):
     return sweep_dir, result
 
 
+@pytest.mark.slow
 def test_sweep_runs_every_setting_in_a_dir_named_by_its_overrides(small_sweep):
     """Exit 0; one run dir per job, named by its swept values seed included (the worker processes name
     them); each finished; the joblib launcher ran them in parallel worker processes with one torch
@@ -72,6 +73,7 @@ def test_sweep_runs_every_setting_in_a_dir_named_by_its_overrides(small_sweep):
         assert len(worker_pids) >= 2, "the runs should spread over several joblib worker processes"
 
 
+@pytest.mark.slow
 def test_sweep_runs_log_losses_scores_and_hparams(small_sweep):
     """Each run dir's events hold the loss and score tags, the result metrics, one HParams session
     (experiment, start with its hyperparameters, end with success) and the PPO layout; no sub-runs."""
@@ -100,6 +102,7 @@ def test_sweep_runs_log_losses_scores_and_hparams(small_sweep):
             "Losses", "Score", "Policy update", "Critic and schedule"]
 
 
+@pytest.mark.slow
 def test_report_over_the_sweep(small_sweep, tmp_path):
     """python -m ppo.report (from another directory) writes the tables with one row per setting and
     both seeds in each (too few for confidence intervals), the per-run CSV, and the plots."""
@@ -185,6 +188,7 @@ def tensorboard_url(small_sweep, tmp_path_factory):
             server.wait()
 
 
+@pytest.mark.slow
 def test_tensorboard_lists_the_runs_by_override_name_with_their_tags(tensorboard_url):
     runs = _poll(lambda: _get(f"{tensorboard_url}/data/runs"), lambda runs: len(runs) >= 8)
     assert set(runs) == RUN_NAMES
@@ -200,6 +204,7 @@ def test_tensorboard_lists_the_runs_by_override_name_with_their_tags(tensorboard
     assert {"actor (clipped surrogate)", "critic (MSE to the returns)"} <= set(charts)
 
 
+@pytest.mark.slow
 def test_tensorboard_hparams_has_one_session_per_run_with_its_metrics(tensorboard_url):
     experiment = _poll(lambda: _get(f"{tensorboard_url}/data/plugin/hparams/experiment", {"experimentName": ""}),
                        lambda e: bool(e.get("hparamInfos")))
@@ -239,6 +244,7 @@ def failed_sweep(tmp_path_factory):
     return sweep_dir, result
 
 
+@pytest.mark.slow
 def test_a_failed_run_does_not_stop_the_sweep(failed_sweep):
     """The run after the failed one still trains; the failure is reported with its overrides and in
     failed.json and the HParams session; the command exits 1."""
@@ -257,6 +263,7 @@ def test_a_failed_run_does_not_stop_the_sweep(failed_sweep):
     assert end.status == api_pb2.STATUS_FAILURE
 
 
+@pytest.mark.slow
 def test_report_on_a_sweep_with_failed_empty_and_unfinished_runs(failed_sweep, tmp_path):
     """The report counts only finished runs, lists the failed run with its error, a run dir with
     nothing in it as having no data, and a run without metrics.json as still running with its step."""
@@ -293,6 +300,7 @@ def test_report_on_a_sweep_with_failed_empty_and_unfinished_runs(failed_sweep, t
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_optuna_search_experiment_runs_two_trials(tmp_path):
     """experiment=cartpole_search with 2 trials: two runs inside the search space, and the best
     trial in optimization_results.yaml is the run with the best final score."""
@@ -315,6 +323,7 @@ def test_optuna_search_experiment_runs_two_trials(tmp_path):
     assert set(best.best_params) == {"agent.policy_clip", "agent.gae_lambda", "agent.batch_size"}
 
 
+@pytest.mark.slow
 def test_submitit_launcher_runs_two_jobs_with_the_local_executor(tmp_path):
     """hydra/launcher=submitit_local: the cluster launcher's code path, on this machine."""
     sweep_dir = tmp_path / "sweep"
@@ -342,6 +351,7 @@ def compose_with_hydra(overrides):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, env_id", [("cartpole_grid", "CartPole-v1"), ("acrobot_grid", "Acrobot-v1")])
 def test_grid_experiments_sweep_clip_lambda_and_batch_size_in_parallel(name, env_id, tmp_path):
     """The 3 × 3 × 3 grid with 3 seeds, as a sweep (no -m needed) through the joblib launcher over
@@ -416,6 +426,13 @@ def test_run_names_stay_unique_where_values_repeat(tmp_path):
     names = {sweep_run_name(sweep, [f"seed=1", f"agent.lr={lr}"], num)
              for num, lr in enumerate(["0.1", "0.1", "0.2", "0.2"])}
     assert names == {"lr=0.1,job=0", "lr=0.1,job=1", "lr=0.2,job=2", "lr=0.2,job=3"}
+
+
+def test_a_key_defined_again_counts_as_its_last_definition(tmp_path):
+    """The experiment sweeps the seed, the command line fixes it: every run has seed=5."""
+    sweep = write_sweep(tmp_path, ["agent.lr=0.1,0.2", "seed=5"], params={"seed": "1,2,3"})
+    assert swept_keys(sweep) == ["agent.lr"]
+    assert sweep_run_name(sweep, ["seed=1", "agent.lr=0.2", "seed=5"], 4) == "lr=0.2,job=4"
 
 
 def test_runs_of_a_sweep_without_swept_keys_are_named_by_job_number(tmp_path):
