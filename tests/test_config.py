@@ -183,7 +183,7 @@ def test_misspelt_key_fails_in_compose(override):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("+agent.polcy_clip=0.1", "agent.polcy_clip is not a config key; did you mean agent.policy_clip?"),
+    ("+agent.polcy_clip=0.1", "agent.polcy_clip is not a config key; did you mean agent.policy_clip"),
     ("+foo=1", "foo is not a config key"),
     ("+train.stop_when_slved=true", "did you mean train.stop_when_solved?"),
 ])

@@ -19,6 +19,8 @@ ENV_PRESETS = sorted(path.stem for path in (CONF_DIR / "env").glob("*.yaml"))
 TUNED_EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*_tuned.yaml"))
 BOX2D_PRESETS = {"lunar_lander", "lunar_lander_continuous"}
 CONTINUOUS_PRESETS = {"pendulum", "mountain_car_continuous", "lunar_lander_continuous"}
+# 1000-step episodes: tests/test_mujoco.py trains one of them through the CLI, with its tuned experiment.
+MUJOCO_PRESETS = {"half_cheetah", "hopper", "walker2d", "ant", "swimmer"}
 
 
 def skip_without_box2d(name: str) -> None:
@@ -36,7 +38,8 @@ def test_the_suite_has_the_standard_envs():
     assert TUNED_EXPERIMENTS == sorted(f"{name}_tuned" for name in ENV_PRESETS)
 
 
-@pytest.mark.parametrize("preset", ENV_PRESETS)
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", [preset for preset in ENV_PRESETS if preset not in MUJOCO_PRESETS])
 def test_every_env_preset_trains_a_few_hundred_steps_through_the_cli(tmp_path, preset):
     """``python -m ppo.run env=<preset>`` with the default agent: exit 0, a finite greedy score, and a
     checkpoint whose actor fits the env's action space (a Gaussian log-std for Box actions), with

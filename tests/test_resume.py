@@ -89,6 +89,7 @@ def assert_continues_the_step_axis(scalars, reference, checkpoint_step):
         assert before == [point for point in points if point[0] <= checkpoint_step], tag
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_resume_finishes_the_budget(tmp_path, uninterrupted):
     """SIGTERM mid-run: exit status 143, a message saying how to resume, a checkpoint at the stop.
     resume=<run dir> then ends at the uninterrupted run's step count with a continuous step axis, in
@@ -114,6 +115,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes_the_budget(tmp_path, uni
     assert "Resuming" in (run_dir / "run.log").read_text()  # the resumed run logs into the same file
 
 
+@pytest.mark.slow
 def test_sigkill_loses_only_the_work_since_the_last_checkpoint(tmp_path, uninterrupted):
     """kill -9 between two checkpoints (every 5 updates): resume continues from the last checkpoint;
     the points the killed run logged after it are hidden (purge_step), so the axis stays continuous."""
@@ -132,6 +134,7 @@ def test_sigkill_loses_only_the_work_since_the_last_checkpoint(tmp_path, uninter
     assert_continues_the_step_axis(read_scalars(run_dir), reference, saved["global_step"])
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_terminal_stops_async_envs_cleanly(tmp_path):
     """Ctrl-C reaches the whole process group, env worker processes included: the workers ignore it,
     the trainer stops after the update with a checkpoint (exit 130), and the run resumes. Long
@@ -150,9 +153,10 @@ def test_ctrl_c_in_a_terminal_stops_async_envs_cleanly(tmp_path):
     assert loss_steps(read_scalars(run_dir)) == list(range(1024, 10240 + 1, 1024))
 
 
+@pytest.mark.slow
 def test_resume_with_a_larger_budget_trains_on(tmp_path):
     """A finished run resumed with a larger train.total_timesteps continues to the new budget and
-    records it in .hydra/config.yaml."""
+    records it in its checkpoint; .hydra/config.yaml keeps the first command's config."""
     from omegaconf import OmegaConf
 
     run_dir = tmp_path / "run"
@@ -162,9 +166,11 @@ def test_resume_with_a_larger_budget_trains_on(tmp_path):
     status, output = run(tmp_path, f"resume={run_dir}", "train.total_timesteps=1024")
     assert status == 0, output
     assert loss_steps(read_scalars(run_dir)) == [256, 512, 768, 1024]
-    assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").train.total_timesteps == 1024
+    assert load_checkpoint(run_dir)["config"]["train"]["total_timesteps"] == 1024
+    assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").train.total_timesteps == 512  # the first command's
 
 
+@pytest.mark.slow
 def test_diverging_run_is_one_line_exit_3(tmp_path):
     """An absurd learning rate makes the losses NaN: the CLI names the update, exits 3 (a failing
     status a sweep records), prints no traceback and keeps the run dir with its logs."""
