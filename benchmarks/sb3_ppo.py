@@ -4,11 +4,16 @@ training episodes first reaches the solved score. Needs the ``bench`` extra (``p
 
     python benchmarks/sb3_ppo.py --seed 1 --out metrics.json                  # RL Zoo's CartPole-v1 settings
     python benchmarks/sb3_ppo.py --seed 1 --total-timesteps 50000 --no-stop   # throughput only
+    python benchmarks/sb3_ppo.py --env HalfCheetah-v5 --total-timesteps 100000 --no-stop  # needs the mujoco extra
 
 The defaults are RL Zoo's tuned hyperparameters for CartPole-v1 (rl-baselines3-zoo,
 hyperparams/ppo.yml): 8 envs, n_steps 32, batch 256, 20 epochs, λ 0.8, γ 0.98, entropy 0, learning
 rate and clip range decayed linearly from 1e-3 and 0.2; SB3's default MlpPolicy (separate 64x64 tanh
-actor and critic), max_grad_norm 0.5, vf_coef 0.5.
+actor and critic), max_grad_norm 0.5, vf_coef 0.5. ``--env HalfCheetah-v5`` takes RL Zoo's
+HalfCheetah settings instead, as conf/experiment/half_cheetah_tuned.yaml has them: VecNormalize
+(observations and rewards, γ 0.98), 1 env, n_steps 512, batch 64, 20 epochs, λ 0.92, lr 2.0633e-5,
+clip 0.1, entropy 4.01762e-4, vf_coef 0.58096, max_grad_norm 0.8, separate 256x256 ReLU actor and
+critic without orthogonal init, log-std starting at -2.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
 
 
 def linear(start: float):
@@ -74,10 +80,18 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    envs = make_vec_env(args.env, n_envs=8, seed=args.seed)
-    model = PPO("MlpPolicy", envs, n_steps=32, batch_size=256, n_epochs=20, gae_lambda=0.8, gamma=0.98,
-                ent_coef=0.0, learning_rate=linear(1e-3), clip_range=linear(0.2), seed=args.seed,
-                device="cpu", verbose=0)
+    if args.env == "HalfCheetah-v5":
+        envs = VecNormalize(make_vec_env(args.env, n_envs=1, seed=args.seed), gamma=0.98)
+        model = PPO("MlpPolicy", envs, n_steps=512, batch_size=64, n_epochs=20, gae_lambda=0.92, gamma=0.98,
+                    ent_coef=0.000401762, learning_rate=2.0633e-05, clip_range=0.1, max_grad_norm=0.8,
+                    vf_coef=0.58096, seed=args.seed, device="cpu", verbose=0,
+                    policy_kwargs=dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
+                                       net_arch=dict(pi=[256, 256], vf=[256, 256])))
+    else:
+        envs = make_vec_env(args.env, n_envs=8, seed=args.seed)
+        model = PPO("MlpPolicy", envs, n_steps=32, batch_size=256, n_epochs=20, gae_lambda=0.8, gamma=0.98,
+                    ent_coef=0.0, learning_rate=linear(1e-3), clip_range=linear(0.2), seed=args.seed,
+                    device="cpu", verbose=0)
     callback = SolvedCallback(args.threshold, stop=not args.no_stop)
     start = time.perf_counter()
     model.learn(total_timesteps=args.total_timesteps, callback=callback)

@@ -4,20 +4,27 @@ budget, its final greedy score beside the score RL Zoo publishes for PPO on the 
     python benchmarks/suite.py                                   # every env, seeds 1 2 3, 2 runs at once
     python benchmarks/suite.py --seeds 1 2 3 4 5 --envs pendulum mountain_car_continuous
     python benchmarks/suite.py --out outputs/suite --report-only # table and plots of the runs so far
+    python benchmarks/suite.py --suite mujoco                    # the MuJoCo suite, into outputs/mujoco
 
-Each run is ``python -m ppo.run experiment=<env>_tuned seed=S`` in its own process (the real CLI),
-in ``<out>/<env>/seed_<S>``; a run whose ``metrics.json`` exists is not run again, so a stopped
-benchmark continues where it was. Writes into ``--out``:
+``--suite classic`` (the default) is classic control and Box2D; ``--suite mujoco`` is HalfCheetah,
+Hopper, Walker2d, Ant and Swimmer (v5), 1M steps each. Each run is ``python -m ppo.run
+experiment=<env>_tuned seed=S`` in its own process (the real CLI), in ``<out>/<env>/seed_<S>``; a run
+whose ``metrics.json`` exists is not run again, and one stopped on the way is resumed from its
+checkpoint (``python -m ppo.run resume=<run dir>``), so a stopped benchmark continues where it was.
+Writes into ``--out``:
 
 * ``suite.md``: per env, the final greedy score (``train.eval_episodes`` episodes per seed, acting on
   the mean action or the most likely one) as mean ± std over seeds and over all episodes pooled, how
   many seeds reach the solved score, the best 100-episode training mean, the training seconds, and
-  RL Zoo's published PPO score;
+  RL Zoo's published PPO score; below it, each unfinished run's last 100-episode training mean, as
+  partial results that the table leaves out;
 * ``suite.csv``: the same, one column per number;
 * ``learning_curves.png``: per env, the 100-episode mean training score against env steps (mean ±
-  std over seeds), with RL Zoo's score and the solved score as horizontal lines.
+  std over seeds; unfinished runs included, as far as they got), with RL Zoo's score and the solved
+  score as horizontal lines.
 
-Box2D envs (the LunarLanders) need ``pip install -e ".[box2d]"``; without it they are left out.
+Box2D envs (the LunarLanders) need ``pip install -e ".[box2d]"``, MuJoCo envs ``pip install -e
+".[mujoco]"``; without them they are left out.
 """
 
 from __future__ import annotations
@@ -67,29 +74,49 @@ PUBLISHED = {
     "pendulum": Published("Pendulum-v1", -172.225, 104.159, 750, 100_000),
     "mountain_car_continuous": Published("MountainCarContinuous-v0", 88.343, 2.572, 633, 20_000),
     "lunar_lander_continuous": Published("LunarLanderContinuous-v2", 270.863, 32.072, 526, 1_000_000),
+    # RL Zoo's MuJoCo envs are the v3 ids of mujoco-py; gymnasium 1.x has v5 (README, "MuJoCo", says
+    # what changed). Its Swimmer agent was trained before RL Zoo retuned Swimmer (PR #335).
+    "half_cheetah": Published("HalfCheetah-v3", 5819.099, 663.530, 150, 1_000_000),
+    "hopper": Published("Hopper-v3", 2410.435, 10.026, 150, 1_000_000),
+    "walker2d": Published("Walker2d-v3", 3478.798, 821.708, 171, 1_000_000),
+    "ant": Published("Ant-v3", 1327.158, 451.577, 175, 1_000_000),
+    "swimmer": Published("Swimmer-v3", 281.561, 9.671, 150, 1_000_000),
 }
-BOX2D_ENVS = {"lunar_lander", "lunar_lander_continuous"}
+SUITES = {
+    "classic": ["cartpole", "acrobot", "mountain_car", "lunar_lander", "pendulum", "mountain_car_continuous",
+                "lunar_lander_continuous"],
+    "mujoco": ["half_cheetah", "hopper", "walker2d", "ant", "swimmer"],
+}
+# env -> (the module it needs, the extra that installs it)
+NEEDS = {"lunar_lander": ("Box2D", "box2d"), "lunar_lander_continuous": ("Box2D", "box2d"),
+         **{env: ("mujoco", "mujoco") for env in SUITES["mujoco"]}}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python benchmarks/suite.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--envs", nargs="+", default=list(PUBLISHED), choices=list(PUBLISHED), metavar="ENV",
-                        help=f"env presets to train (default: all of {', '.join(PUBLISHED)})")
+    parser.add_argument("--suite", choices=list(SUITES), default="classic",
+                        help="the envs to train when --envs is not given, and the default --out")
+    parser.add_argument("--envs", nargs="+", choices=list(PUBLISHED), metavar="ENV",
+                        help=f"env presets to train (default: the suite's; any of {', '.join(PUBLISHED)})")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
     parser.add_argument("--eval-episodes", type=int, default=20, help="greedy episodes per seed after training")
-    parser.add_argument("--out", type=Path, default=Path("outputs/suite"))
+    parser.add_argument("--out", type=Path, help="default: outputs/suite (classic), outputs/mujoco (mujoco)")
     parser.add_argument("--report-only", action="store_true", help="only write the table and plots")
     args = parser.parse_args(argv)
+    args.envs = args.envs or SUITES[args.suite]
+    args.out = args.out or Path("outputs/suite" if args.suite == "classic" else f"outputs/{args.suite}")
 
-    envs = [env for env in args.envs if env not in BOX2D_ENVS or importlib.util.find_spec("Box2D")]
-    if len(envs) < len(args.envs):
-        print(f"left out {', '.join(sorted(set(args.envs) - set(envs)))}: Box2D is not installed "
-              '(pip install -e ".[box2d]")', file=sys.stderr)
+    envs = [env for env in args.envs if env not in NEEDS or importlib.util.find_spec(NEEDS[env][0])]
+    for module, extra in sorted({NEEDS[env] for env in set(args.envs) - set(envs)}):
+        left_out = [env for env in args.envs if NEEDS.get(env) == (module, extra)]
+        print(f'left out {", ".join(left_out)}: {module} is not installed (pip install -e ".[{extra}]")',
+              file=sys.stderr)
     if not args.report_only:
-        # The longest runs first, so that the short ones fill the gaps at the end.
+        # The longest runs first, so that the short ones fill the gaps at the end; among equals, one
+        # seed of every env before the next seed, so that a stopped benchmark has every env.
         runs = sorted(((env, seed) for env in envs for seed in args.seeds),
-                      key=lambda run: -PUBLISHED[run[0]].budget)
+                      key=lambda run: (-PUBLISHED[run[0]].budget, args.seeds.index(run[1])))
         with ThreadPoolExecutor(args.jobs) as pool:
             failed = [run for run, ok in zip(runs, pool.map(lambda run: train(*run, args.out, args.eval_episodes),
                                                              runs)) if not ok]
@@ -106,10 +133,12 @@ def train(env: str, seed: int, out: Path, eval_episodes: int) -> bool:
     if (run_dir / "metrics.json").is_file():
         return True
     start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "ppo.run", f"experiment={env}_tuned", f"seed={seed}", "train.progress=false",
-         f"train.eval_episodes={eval_episodes}", f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True)
+    if (run_dir / "checkpoints" / "last.pt").is_file():  # stopped on the way: go on from its checkpoint
+        arguments = [f"resume={run_dir}", "train.progress=false"]
+    else:
+        arguments = [f"experiment={env}_tuned", f"seed={seed}", "train.progress=false",
+                     f"train.eval_episodes={eval_episodes}", f"hydra.run.dir={run_dir}"]
+    result = subprocess.run([sys.executable, "-m", "ppo.run", *arguments], capture_output=True, text=True)
     last_line = (result.stderr.strip().splitlines() or ["no message"])[-1]
     status = "done" if result.returncode == 0 else f"FAILED (exit {result.returncode}: {last_line})"
     print(f"{env} seed {seed}: {status} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
@@ -117,12 +146,18 @@ def train(env: str, seed: int, out: Path, eval_episodes: int) -> bool:
 
 
 def write_report(out: Path, envs: list[str], seeds: list[int]) -> str:
-    """Write suite.md, suite.csv and learning_curves.png from the finished runs; return the table."""
+    """Write suite.md, suite.csv and learning_curves.png from the runs: the table of the finished
+    ones, the unfinished ones' progress below it, and every run's curve; return the Markdown."""
     out.mkdir(parents=True, exist_ok=True)
-    rows, curves = [], {}
+    rows, curves, unfinished = [], {}, []
     for env in envs:
         run_dirs = [out / env / f"seed_{seed}" for seed in seeds]
         finished = [run_dir for run_dir in run_dirs if (run_dir / "metrics.json").is_file()]
+        started = [run_dir for run_dir in run_dirs
+                   if run_dir not in finished and (run_dir / ".hydra" / "config.yaml").is_file()]
+        unfinished += [progress_so_far(env, run_dir) for run_dir in started]
+        if started:
+            curves[env] = [read_curve(run_dir) for run_dir in started]
         if not finished:
             continue
         metrics = [json.loads((run_dir / "metrics.json").read_text()) for run_dir in finished]
@@ -131,12 +166,31 @@ def write_report(out: Path, envs: list[str], seeds: list[int]) -> str:
             print(f"{env}: the seeds played different numbers of evaluation episodes; the pooled std "
                   "assumes the same number", file=sys.stderr)
         rows.append(summarize(env, metrics, configs[0]))
-        curves[env] = [read_curve(run_dir) for run_dir in finished]
-    table = markdown(rows)
+        curves[env] = [read_curve(run_dir) for run_dir in finished] + curves.get(env, [])
+    table = markdown(rows, unfinished)
     (out / "suite.md").write_text(table + "\n")
     (out / "suite.csv").write_text(to_csv(rows))
-    plot(curves, rows, out / "learning_curves.png")
+    plot(curves, rows, unfinished, out / "learning_curves.png")
     return table
+
+
+def progress_so_far(env: str, run_dir: Path) -> dict:
+    """An unfinished run's partial result: its last 100-episode training mean (``episode/mean_score_100``,
+    the mean of fewer episodes before the 100th) and the env step it was logged at."""
+    config = _saved_config(run_dir)
+    steps, values = read_curve(run_dir)
+    return {"env": env, "env_id": config["env"]["id"], "seed": config["seed"],
+            "budget": config["train"]["total_timesteps"], "solved_score": _solved_score(config),
+            "step": int(steps[-1]) if steps.size else 0, "mean_100": float(values[-1]) if values.size else None}
+
+
+def _solved_score(config: dict) -> float | None:
+    """The run's solved score: its config's, else gymnasium's reward_threshold for the id (as training uses)."""
+    if config["env"]["solved_score"] is not None:
+        return config["env"]["solved_score"]
+    import gymnasium as gym
+
+    return gym.spec(config["env"]["id"]).reward_threshold
 
 
 def _saved_config(run_dir: Path) -> dict:
@@ -152,7 +206,7 @@ def summarize(env: str, metrics: list[dict], config: dict) -> dict:
     # All episodes pooled (each seed plays the same number): the mean of the seed means, and the
     # variance within seeds plus the variance of the seed means around it.
     pooled_std = math.sqrt(np.mean(stds**2 + (means - means.mean()) ** 2))
-    threshold = config["env"]["solved_score"]
+    threshold = _solved_score(config)
     published = PUBLISHED[env]
     return {
         "env": env, "env_id": config["env"]["id"], "budget": config["train"]["total_timesteps"],
@@ -172,7 +226,7 @@ def _mean_or_none(values: list) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], unfinished: list[dict] = ()) -> str:
     lines = [
         "| env | budget (steps) | ours: final score, mean ± std over seeds | ours: all eval episodes | "
         "seeds with final score ≥ solved score | best 100-ep training mean | train s per run | RL Zoo PPO (1 seed) |",
@@ -190,6 +244,12 @@ def markdown(rows: list[dict]) -> str:
     lines.append("")
     lines.append(f"RL Zoo's scores: {RL_ZOO_BENCHMARK} (PPO rows; one agent per env, deterministic evaluation "
                  "over about 150k steps; its Pendulum and MountainCarContinuous agents use gSDE).")
+    if unfinished:
+        lines += ["", "Unfinished runs, not in the table (partial: the last 100-episode training mean of the "
+                      "sampling policy, not a greedy evaluation):", ""]
+        for r in unfinished:
+            mean = f"{r['mean_100']:,.1f}" if r["mean_100"] is not None else "no episode finished"
+            lines.append(f"- {r['env_id']} seed {r['seed']}: {mean} at env step {r['step']:,} of {r['budget']:,}")
     return "\n".join(lines)
 
 
@@ -202,8 +262,9 @@ def to_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def plot(curves: dict[str, list], rows: list[dict], path: Path) -> None:
-    """Small multiples, one panel per env: mean ± std band over seeds of the 100-episode mean score."""
+def plot(curves: dict[str, list], rows: list[dict], unfinished: list[dict], path: Path) -> None:
+    """Small multiples, one panel per env: mean ± std band over seeds of the 100-episode mean score,
+    unfinished runs included as far as they got."""
     if not curves:
         return
     plt = pyplot()
@@ -212,21 +273,23 @@ def plot(curves: dict[str, list], rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(n_rows, columns, figsize=(4.2 * columns, 3.3 * n_rows), squeeze=False)
     by_env = {row["env"]: row for row in rows}
     for ax, (env, env_curves) in zip(axes.flat, curves.items()):
-        row = by_env[env]
+        partial = [r for r in unfinished if r["env"] == env]
+        row = by_env.get(env) or partial[0]  # the env's id and solved score
         if any(steps.size for steps, _ in env_curves):
             grid, mean, std = mean_curve(env_curves)
-            ax.plot(grid, mean, color="C0", label=f"ours, {row['seeds']} seeds")
+            label = f"ours, {len(env_curves)} seeds" + (f" ({len(partial)} unfinished)" if partial else "")
+            ax.plot(grid, mean, color="C0", label=label)
             ax.fill_between(grid, mean - std, mean + std, color="C0", alpha=0.25)
-        ax.axhline(row["rl_zoo_mean"], color="C3", linestyle="--", label="RL Zoo PPO (final)")
+        ax.axhline(PUBLISHED[env].mean, color="C3", linestyle="--", label="RL Zoo PPO (final)")
         if row["solved_score"] is not None:
             ax.axhline(row["solved_score"], color="grey", linestyle=":", label="solved score")
         ax.set_title(row["env_id"], fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
         ax.set_xlabel("env steps")
         ax.set_ylabel("100-episode mean score")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(curves):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

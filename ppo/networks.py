@@ -10,6 +10,7 @@ scale to [0, 1] themselves, so that a rollout of images is stored as compactly a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Union
@@ -325,11 +326,17 @@ class Policy:
 
 
 class Critic(nn.Module):
-    """V(s): a network with one output. ``forward`` returns shape (B,). Given the actor's ``torso``
+    """V(s): a network with one output, its hidden layers ``net.critic_hidden_sizes`` (or, when null,
+    the actor's ``net.hidden_sizes``). ``forward`` returns shape (B,). Given the actor's ``torso``
     (``network.shared_torso``), it is that torso and a value head of its own."""
 
     def __init__(self, obs_shape: int | tuple[int, ...], net: NetworkConfig, torso: Torso | None = None):
         super().__init__()
+        if net.critic_hidden_sizes is not None:
+            if torso is not None:
+                raise ConfigError("network.critic_hidden_sizes is not allowed with network.shared_torso=true: the "
+                                  "critic shares the actor's hidden layers; set it to null")
+            net = dataclasses.replace(net, hidden_sizes=net.critic_hidden_sizes)
         self.body = _body(obs_shape, 1, net, out_gain=1.0, torso=torso)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

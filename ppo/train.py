@@ -95,7 +95,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
         for update in range(state.update + 1, num_updates + 1):
             if agent.anneal_lr:
                 for group in optimizer.param_groups:
-                    group["lr"] = agent.lr * (1.0 - (update - 1) / num_updates)
+                    group["lr"] = linear_decay(agent.lr, update, num_updates)
+            policy_clip = linear_decay(agent.policy_clip, update, num_updates) if agent.anneal_policy_clip \
+                else agent.policy_clip
 
             # ---- COLLECT ----
             with timer("collect"):
@@ -124,8 +126,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
 
             # ---- UPDATE ----
             # Every step but next-step autoreset's reset steps, gathered once for all epochs.
-            samples = trainable_samples(data.trainable, data.obs, data.actions, data.log_probs, advantages, returns)
-            losses = ppo_update(actor, critic, optimizer, samples, agent, generator, timer)
+            samples = trainable_samples(data.trainable, data.obs, data.actions, data.log_probs, advantages, returns,
+                                        values)
+            losses = ppo_update(actor, critic, optimizer, samples, agent, policy_clip, generator, timer)
             problem = non_finite(losses, actor, critic)
             if problem:  # stop before a NaN is logged or checkpointed
                 writer.close()
@@ -136,7 +139,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
             with timer("log"):
                 elapsed = time.perf_counter() - clock_start
                 explained = explained_variance(*trainable_samples(data.trainable, values, returns))
-                log_update(writer, state, losses, agent, explained, elapsed)
+                log_update(writer, state, losses, agent, policy_clip, explained, elapsed)
                 progress.update(state.global_step, stats.mean_score())
             if train_cfg.checkpoint_every and update % train_cfg.checkpoint_every == 0:
                 with timer("checkpoint"):
@@ -386,12 +389,13 @@ LOSS_TAGS = {"actor": "loss/actor", "critic": "loss/critic", "entropy": "diagnos
 
 
 def log_update(writer: SummaryWriter, state: TrainingState, losses: PPOLoss | None, agent: AgentConfig,
-               explained: float, elapsed: float) -> None:
+               policy_clip: float, explained: float, elapsed: float) -> None:
     """One update's scalars, at its env step: losses and diagnostics (means over the minibatches),
-    the running mean score, speed and schedule."""
+    the running mean score, speed and schedule (learning rate and clip ε)."""
     step = state.global_step
     scalars = {"time/steps_per_second": step / elapsed,
-               "diagnostics/learning_rate": state.optimizer.param_groups[0]["lr"]}
+               "diagnostics/learning_rate": state.optimizer.param_groups[0]["lr"],
+               "diagnostics/policy_clip": policy_clip}
     if losses is not None:
         scalars.update({LOSS_TAGS[name]: value for name, value in losses._asdict().items()})
         scalars["loss/total"] = losses.actor + agent.critic_coef * losses.critic - agent.entropy_coef * losses.entropy
@@ -411,12 +415,13 @@ def log_update(writer: SummaryWriter, state: TrainingState, losses: PPOLoss | No
 
 
 def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, samples: tuple[torch.Tensor, ...],
-               agent: AgentConfig, generator: torch.Generator, timer: PhaseTimer) -> PPOLoss | None:
+               agent: AgentConfig, policy_clip: float, generator: torch.Generator, timer: PhaseTimer) -> PPOLoss | None:
     """``agent.n_epochs`` passes over ``samples`` (observations, actions, old log-probabilities,
-    advantages, returns: one row per transition) in shuffled minibatches of ``agent.batch_size``,
-    one Adam step each. Returns the mean of each loss term and diagnostic over the minibatches, as
-    floats; None when there was no sample (every step of the rollout was a reset step)."""
-    obs, actions, old_log_probs, advantages, returns = samples
+    advantages, returns, values at collection: one row per transition) in shuffled minibatches of
+    ``agent.batch_size``, one Adam step each, with this update's clip ε ``policy_clip``. Returns the
+    mean of each loss term and diagnostic over the minibatches, as floats; None when there was no
+    sample (every step of the rollout was a reset step)."""
+    obs, actions, old_log_probs, advantages, returns, old_values = samples
     param_groups = [group["params"] for group in optimizer.param_groups]
     sums, n_minibatches = None, 0
     for _epoch in range(agent.n_epochs):
@@ -434,7 +439,9 @@ def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, s
                     new_values=values,
                     returns=returns[batch],
                     entropy=actor.entropy(policy),
-                    policy_clip=agent.policy_clip,
+                    policy_clip=policy_clip,
+                    old_values=old_values[batch],
+                    value_clip=agent.value_clip,
                 )
                 total = loss.actor + agent.critic_coef * loss.critic
                 if agent.entropy_coef:  # else no backward pass through the entropy
@@ -451,6 +458,12 @@ def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, s
             sums = terms if sums is None else sums + terms
             n_minibatches += 1
     return PPOLoss(*(sums / n_minibatches).tolist()) if n_minibatches else None
+
+
+def linear_decay(start: float, update: int, num_updates: int) -> float:
+    """A schedule's value at ``update`` (1 to ``num_updates``): ``start`` at the first update, decayed
+    linearly towards 0, ``start / num_updates`` at the last (SB3's and CleanRL's annealing)."""
+    return start * (1.0 - (update - 1) / num_updates)
 
 
 def non_finite(losses: PPOLoss | None, actor: Actor, critic: Critic) -> list[str]:

@@ -122,3 +122,48 @@ def test_diagnostics_carry_no_gradient():
     assert not loss.clip_fraction.requires_grad
     assert loss.actor.requires_grad and loss.critic.requires_grad
 
+
+
+# Value clipping with c = 0.5, old values 0:
+#   i  V     R    clip(V)  (V-R)²  (clip(V)-R)²  max    why                           d max/dV
+#   0  0.2   1    0.2      0.64    0.64          0.64   inside ±c: plain error          2(V-R) = -1.6
+#   1  1.0   2    0.5      1.00    2.25          2.25   moved more than c towards R     0
+#   2  -1.0  1    -0.5     4.00    2.25          4.00   moved away from R               2(V-R) = -4
+#   3  3.0   1.5  0.5      2.25    1.00          2.25   moved past R                    2(V-R) = 3
+VALUE_CLIP = 0.5
+NEW_VALUES = [0.2, 1.0, -1.0, 3.0]
+VALUE_RETURNS = [1.0, 2.0, 1.0, 1.5]
+
+
+def value_case():
+    zeros = torch.zeros(4, dtype=torch.float64)
+    new_values = torch.tensor(NEW_VALUES, dtype=torch.float64, requires_grad=True)
+    returns = torch.tensor(VALUE_RETURNS, dtype=torch.float64)
+    return dict(new_log_probs=zeros, old_log_probs=zeros, advantages=zeros, new_values=new_values,
+                returns=returns, entropy=zeros, policy_clip=EPS, old_values=zeros)
+
+
+def test_value_clipping_takes_each_samples_larger_error():
+    """With value_clip 0.5 the critic loss is the mean of the table's max column, (0.64 + 2.25 + 4 +
+    2.25) / 4 = 2.285; without it, the plain mean squared error (0.64 + 1 + 4 + 2.25) / 4 = 1.9725."""
+    assert ppo_loss(**value_case(), value_clip=VALUE_CLIP).critic.item() == pytest.approx(2.285)
+    assert ppo_loss(**value_case()).critic.item() == pytest.approx(1.9725)
+
+
+def test_value_clipping_stops_the_gradient_of_a_value_that_moved_too_far_towards_its_return():
+    """d(critic)/dV_i is the table's last column over B = 4: -0.4, 0, -1, 0.75."""
+    case = value_case()
+    ppo_loss(**case, value_clip=VALUE_CLIP).critic.backward()
+    torch.testing.assert_close(case["new_values"].grad, torch.tensor([-0.4, 0.0, -1.0, 0.75], dtype=torch.float64))
+
+
+def test_a_wide_value_clip_changes_nothing():
+    """No value is more than 3 from its old value, so value_clip 10 gives the plain MSE."""
+    assert ppo_loss(**value_case(), value_clip=10.0).critic.item() == pytest.approx(1.9725)
+
+
+def test_value_clipping_needs_the_old_values():
+    case = value_case()
+    del case["old_values"]
+    with pytest.raises(ValueError, match="old_values"):
+        ppo_loss(**case, value_clip=VALUE_CLIP)

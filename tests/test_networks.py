@@ -253,3 +253,22 @@ def test_make_actor_follows_the_action_space():
     assert actor(torch.zeros(5, 4)).shape == (5, 2)
     assert describe_action_space(discrete) == "Discrete(3)"
     assert describe_action_space(box) == "Box(2,) in [-1, 1]"
+
+
+def test_critic_hidden_sizes_shape_the_critic_only():
+    """network.critic_hidden_sizes [32, 16] gives the critic 5 -> 32 -> 16 -> 1 layers while the actor
+    keeps hidden_sizes [8]; null gives the critic the actor's hidden layers; with a shared torso it is
+    refused, since the critic then has the actor's hidden layers."""
+    from ppo.config import ConfigError
+    from ppo.networks import make_actor, make_critic
+
+    net = NetworkConfig(hidden_sizes=[8], critic_hidden_sizes=[32, 16])
+    actor = make_actor(5, {"n": 2}, net)
+    critic = make_critic(5, net, actor)
+    assert [tuple(p.shape) for p in critic.parameters() if p.dim() == 2] == [(32, 5), (16, 32), (1, 16)]
+    assert [tuple(p.shape) for p in actor.parameters() if p.dim() == 2] == [(8, 5), (2, 8)]
+    same = make_critic(5, NetworkConfig(hidden_sizes=[8]), actor)
+    assert [tuple(p.shape) for p in same.parameters() if p.dim() == 2] == [(8, 5), (1, 8)]
+    shared = NetworkConfig(hidden_sizes=[8], critic_hidden_sizes=[32], shared_torso=True)
+    with pytest.raises(ConfigError, match="network.critic_hidden_sizes is not allowed with network.shared_torso"):
+        make_critic(5, shared, make_actor(5, {"n": 2}, shared))

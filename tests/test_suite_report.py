@@ -53,3 +53,70 @@ def test_the_table_pools_seeds_and_stands_beside_rl_zoo(tmp_path, suite):
     assert "CartPole" not in table  # no finished run: no row
     assert "0088472b8cb622732bdbc4aa3d0d0abde86c67ed" in table
     assert (tmp_path / "suite.csv").read_text().count("\n") == 2
+
+
+def fake_mujoco_run(out: Path, env: str, env_id: str, seed: int, curve: list[tuple[int, float]],
+                    metrics: dict | None) -> None:
+    """A MuJoCo run dir: its config (solved_score null: gymnasium's threshold applies), TensorBoard
+    events of its 100-episode mean, and metrics.json only if it finished."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = out / env / f"seed_{seed}"
+    (run_dir / ".hydra").mkdir(parents=True)
+    config = {"seed": seed, "env": {"id": env_id, "solved_score": None},
+              "train": {"total_timesteps": 1_000_000, "eval_episodes": 20}}
+    OmegaConf.save(OmegaConf.create(config), run_dir / ".hydra" / "config.yaml")
+    with SummaryWriter(str(run_dir)) as writer:
+        for step, value in curve:
+            writer.add_scalar("episode/mean_score_100", value, step)
+    if metrics is not None:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_the_mujoco_table_reports_unfinished_runs_apart_as_partial(tmp_path, suite):
+    """HalfCheetah: seeds 1 and 2 finished at 5000 ± 100 and 4000 ± 100 (one of them at or above
+    gymnasium's threshold 4800), seed 3 stopped at step 300,000 with a 100-episode mean of 2,500: the row
+    pools seeds 1 and 2 beside RL Zoo's v3 score, and seed 3 is listed below as partial. Hopper has
+    only an unfinished run: no row, a partial line, and its panel in the plot."""
+    finished = {"best_mean_score_100": 4500.0, "train_seconds": 900.0}
+    fake_mujoco_run(tmp_path, "half_cheetah", "HalfCheetah-v5", 1, [(100_000, 1000.0), (1_000_000, 4900.0)],
+                    {"final_score": 5000.0, "final_score_std": 100.0, **finished})
+    fake_mujoco_run(tmp_path, "half_cheetah", "HalfCheetah-v5", 2, [(100_000, 900.0), (1_000_000, 3900.0)],
+                    {"final_score": 4000.0, "final_score_std": 100.0, **finished})
+    fake_mujoco_run(tmp_path, "half_cheetah", "HalfCheetah-v5", 3, [(100_000, 800.0), (300_000, 2500.0)], None)
+    fake_mujoco_run(tmp_path, "hopper", "Hopper-v5", 1, [(50_000, 300.0), (200_000, 1234.5)], None)
+    table = suite.write_report(tmp_path, ["half_cheetah", "hopper", "walker2d"], [1, 2, 3])
+    row = next(line for line in table.splitlines() if line.startswith("| HalfCheetah-v5"))
+    assert "4500.0 ± 707.1 (2 seeds)" in row and "(40 episodes)" in row
+    assert "1/2 (≥ 4800)" in row
+    assert "5819.1 ± 663.5 (HalfCheetah-v3, 1,000,000 steps)" in row
+    assert "- HalfCheetah-v5 seed 3: 2,500.0 at env step 300,000 of 1,000,000" in table
+    assert "- Hopper-v5 seed 1: 1,234.5 at env step 200,000 of 1,000,000" in table
+    assert not any(line.startswith(("| Hopper", "| Walker2d")) for line in table.splitlines())
+    assert (tmp_path / "learning_curves.png").stat().st_size > 0
+
+
+def test_the_mujoco_suite_runs_one_seed_of_every_env_first_and_resumes_stopped_runs(tmp_path, suite, monkeypatch):
+    """``--suite mujoco`` trains its five envs seed by seed; a finished run is skipped, and a run with a
+    checkpoint but no metrics.json goes on with ``resume=<run dir>``."""
+    commands = []
+
+    def fake_subprocess_run(command, **kwargs):
+        commands.append(command[3:])  # after python -m ppo.run
+        return suite.subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(suite.subprocess, "run", fake_subprocess_run)
+    monkeypatch.setattr(suite.importlib.util, "find_spec", lambda name: object())  # every extra installed
+    (tmp_path / "hopper" / "seed_1").mkdir(parents=True)
+    (tmp_path / "hopper" / "seed_1" / "metrics.json").write_text("{}")
+    (tmp_path / "ant" / "seed_2" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "ant" / "seed_2" / "checkpoints" / "last.pt").write_bytes(b"")
+    monkeypatch.setattr(suite, "write_report", lambda out, envs, seeds: "")
+    assert suite.main(["--suite", "mujoco", "--seeds", "1", "2", "--jobs", "1", "--out", str(tmp_path)]) == 0
+    started = [(args[0], args[1]) for args in commands]
+    assert started == [("experiment=half_cheetah_tuned", "seed=1"), ("experiment=walker2d_tuned", "seed=1"),
+                       ("experiment=ant_tuned", "seed=1"), ("experiment=swimmer_tuned", "seed=1"),
+                       ("experiment=half_cheetah_tuned", "seed=2"), ("experiment=hopper_tuned", "seed=2"),
+                       ("experiment=walker2d_tuned", "seed=2"),
+                       (f"resume={tmp_path / 'ant' / 'seed_2'}", "train.progress=false"),
+                       ("experiment=swimmer_tuned", "seed=2")]

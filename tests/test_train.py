@@ -23,6 +23,7 @@ from ppo.checkpoint import load_checkpoint, load_policy
 from ppo.networks import CategoricalActor, Critic, GaussianActor, Policy, log_prob_of
 from ppo.normalize import Normalizer
 from ppo.evaluate import evaluate
+from ppo.loss import ppo_loss
 from ppo.train import EnvState, RunStats, collect_rollout, estimate_values, objective_value, train
 
 CPU = torch.device("cpu")
@@ -320,6 +321,46 @@ def test_train_with_anneal_lr_decays_the_learning_rate_linearly(tmp_path):
     train(toy_config(TERMINATE_ID, total=64, eval_episodes=0, anneal_lr=True, lr=0.004), tmp_path)
     logged = [value for _, value in read_scalars(tmp_path)["diagnostics/learning_rate"]]
     assert logged == pytest.approx([0.004, 0.003, 0.002, 0.001])
+
+
+def spy_on_ppo_loss(monkeypatch) -> list[dict]:
+    """The keyword arguments of every ppo_loss call that train() makes, from now on."""
+    import ppo.train
+
+    calls = []
+
+    def recording_ppo_loss(**kwargs):
+        calls.append({key: value.detach().clone() if torch.is_tensor(value) else value
+                      for key, value in kwargs.items()})
+        return ppo_loss(**kwargs)
+
+    monkeypatch.setattr(ppo.train, "ppo_loss", recording_ppo_loss)
+    return calls
+
+
+def test_train_with_anneal_policy_clip_decays_the_clip_linearly(tmp_path, monkeypatch):
+    """anneal_policy_clip: update k (1-based) of U clips at ε·(1 - (k-1)/U), like anneal_lr: 4 updates of
+    ε 0.2 log 0.2, 0.15, 0.1, 0.05, and every minibatch's loss is clipped at its update's ε."""
+    calls = spy_on_ppo_loss(monkeypatch)
+    train(toy_config(TERMINATE_ID, total=64, eval_episodes=0, anneal_policy_clip=True, policy_clip=0.2), tmp_path)
+    logged = [value for _, value in read_scalars(tmp_path)["diagnostics/policy_clip"]]
+    assert logged == pytest.approx([0.2, 0.15, 0.1, 0.05])
+    used = [call["policy_clip"] for call in calls]
+    assert sorted(set(used), reverse=True) == pytest.approx([0.2, 0.15, 0.1, 0.05])
+    assert used == sorted(used, reverse=True)
+
+
+def test_train_passes_value_clip_and_the_values_at_collection_to_the_loss(tmp_path, monkeypatch):
+    """agent.value_clip reaches ppo_loss with each sample's value at collection: in the update's first
+    minibatch the critic has not moved yet, so its new values equal those old values sample by sample.
+    Without annealing, ε stays at agent.policy_clip."""
+    calls = spy_on_ppo_loss(monkeypatch)
+    train(toy_config(MIXED_ID, total=32, eval_episodes=0, value_clip=0.3), tmp_path)
+    assert {call["value_clip"] for call in calls} == {0.3}
+    assert calls[0]["old_values"].shape == calls[0]["new_values"].shape
+    torch.testing.assert_close(calls[0]["old_values"], calls[0]["new_values"], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(calls[-1]["old_values"], calls[-1]["new_values"])  # the critic learned
+    assert [value for _, value in read_scalars(tmp_path)["diagnostics/policy_clip"]] == pytest.approx([0.2, 0.2])
 
 
 def test_train_stops_after_max_episodes(tmp_path):
