@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ppo.config import Config, ConfigError, EnvConfig, TrainingDiverged, register_configs, to_config
-from ppo.sweep import clear_failure, record_failure
+from ppo.sweep import clear_failure, record_failure, swept_keys
 
 log = logging.getLogger("ppo")
 
@@ -76,7 +76,8 @@ def main(cfg: DictConfig) -> float | None:
     in_sweep = hydra_config.mode == RunMode.MULTIRUN
     if in_sweep:
         clear_failure(run_dir)
-    overridden = overridden_keys()
+    # the keys whose values differ between the runs that TensorBoard shows together
+    differing = swept_keys(hydra_config.sweep.dir) if in_sweep else overridden_keys()
     started = False
     try:
         config = to_config(cfg)
@@ -90,16 +91,16 @@ def main(cfg: DictConfig) -> float | None:
         from ppo.train import objective_value, train
 
         if not resume:  # a resumed run recorded its start the first time
-            record_run_start(run_dir, hparams_of(cfg), overridden)
+            record_run_start(run_dir, hparams_of(cfg), differing)
         started = True
-        metrics = train(config, run_dir, resume=resume)
+        metrics = train(config, run_dir, resume=resume, run_name=run_dir.name if in_sweep else None)
     except Exception as err:
         if in_sweep:  # one failed run must not stop the sweep: record it, let the sweeper go on
             from ppo.dashboard import hparams_of, record_run_end, record_run_start
 
             record_failure(run_dir, list(hydra_config.overrides.task), err)
             if not started:
-                record_run_start(run_dir, hparams_of(cfg), overridden)
+                record_run_start(run_dir, hparams_of(cfg), differing)
             record_run_end(run_dir, None)
             return None
         if started and not isinstance(err, ConfigError):

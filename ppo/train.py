@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from ppo.buffer import Rollout, minibatches, storage_dtype, trainable_samples
 from ppo.checkpoint import CHECKPOINT_DIR, LAST, check_spaces, load_checkpoint, load_weights, save_checkpoint
+from ppo.compile import compile_if_it_pays
 from ppo.config import AgentConfig, Config, ConfigError, DeviceConfig, TrainingDiverged, to_dict
 from ppo.dashboard import custom_scalars_layout
 from ppo.envs import EpisodeTracker, LifeLoss, make_envs, solved_score
@@ -46,13 +48,14 @@ log = logging.getLogger(__name__)
 SCORE_WINDOW = 100  # episodes in the running mean that decides "solved" (gymnasium's convention)
 
 
-def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
+def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: str | None = None) -> dict:
     """Train PPO as ``config`` says, writing TensorBoard events, checkpoints and ``metrics.json``
     into ``out_dir``; returns the run's metrics (:func:`run_metrics`). ``resume=True`` continues from
     ``out_dir``'s last checkpoint: :class:`TrainingState` as saved, the envs reset with a seed of the
     seed and the update (episodes in progress at the stop restart). SIGINT or SIGTERM stops after
     the update in progress with a checkpoint and returns ``{"interrupted": "SIGINT" or "SIGTERM",
-    "global_step", "update"}``. A non-finite loss or parameter raises :class:`TrainingDiverged`."""
+    "global_step", "update"}``. A non-finite loss or parameter raises :class:`TrainingDiverged`.
+    ``run_name`` starts every progress line (the runs of a parallel sweep log to one console)."""
     out_dir = Path(out_dir)
     agent, env_cfg, train_cfg = config.agent, config.env, config.train
     checkpoint_path = out_dir / CHECKPOINT_DIR / LAST
@@ -82,8 +85,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
     log.info("%s %s in %s | %s | tensorboard --logdir %s", "Resuming" if saved else "Training", env_cfg.id, out_dir,
              describe_run(config, num_updates, state), out_dir)
     progress = Progress(num_updates * rollout_size, enabled=train_cfg.progress, start_step=state.global_step,
-                        name=out_dir.name)
+                        name=run_name)
     timer = PhaseTimer()
+    minibatch_loss_fn = compile_if_it_pays(minibatch_loss, config)  # compiles on its first call
     clock_start = time.perf_counter() - state.train_seconds
     env_seed = config.seed if saved is None else resumed_env_seed(config.seed, state.update)
     env_state = EnvState.reset(envs, env_seed, normalizer, resumed=saved is not None,
@@ -128,7 +132,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
             # Every step but next-step autoreset's reset steps, gathered once for all epochs.
             samples = trainable_samples(data.trainable, data.obs, data.actions, data.log_probs, advantages, returns,
                                         values)
-            losses = ppo_update(actor, critic, optimizer, samples, agent, policy_clip, generator, timer)
+            losses = ppo_update(actor, critic, optimizer, samples, agent, policy_clip, generator, timer,
+                                minibatch_loss_fn)
             problem = non_finite(losses, actor, critic)
             if problem:  # stop before a NaN is logged or checkpointed
                 writer.close()
@@ -151,10 +156,10 @@ def train(config: Config, out_dir: str | Path, resume: bool = False) -> dict:
                 break
     finally:
         stop.restore()
+        progress.close(state.global_step, stats.mean_score())
         envs.close()
 
     state.train_seconds = time.perf_counter() - clock_start
-    progress.close(state.global_step, stats.mean_score())
     save_training_state(checkpoint_path, state, config, writer, finished=interrupted is None)
     if interrupted is not None:
         writer.close()
@@ -415,37 +420,25 @@ def log_update(writer: SummaryWriter, state: TrainingState, losses: PPOLoss | No
 
 
 def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, samples: tuple[torch.Tensor, ...],
-               agent: AgentConfig, policy_clip: float, generator: torch.Generator, timer: PhaseTimer) -> PPOLoss | None:
+               agent: AgentConfig, policy_clip: float, generator: torch.Generator, timer: PhaseTimer,
+               minibatch_loss_fn: Callable | None = None) -> PPOLoss | None:
     """``agent.n_epochs`` passes over ``samples`` (observations, actions, old log-probabilities,
     advantages, returns, values at collection: one row per transition) in shuffled minibatches of
-    ``agent.batch_size``, one Adam step each, with this update's clip ε ``policy_clip``. Returns the
-    mean of each loss term and diagnostic over the minibatches, as floats; None when there was no
-    sample (every step of the rollout was a reset step)."""
+    ``agent.batch_size``, one Adam step each, with this update's clip ε ``policy_clip``. Each
+    minibatch's loss comes from ``minibatch_loss_fn`` (:func:`minibatch_loss`, or its compiled form
+    from :func:`ppo.compile.compile_if_it_pays`). Returns the mean of each loss term and diagnostic
+    over the minibatches, as floats; None when there was no sample (every step of the rollout was a
+    reset step)."""
+    minibatch_loss_fn = minibatch_loss_fn or minibatch_loss
     obs, actions, old_log_probs, advantages, returns, old_values = samples
     param_groups = [group["params"] for group in optimizer.param_groups]
     sums, n_minibatches = None, 0
     for _epoch in range(agent.n_epochs):
         for batch in minibatches(len(obs), agent.batch_size, generator):
             with timer("update_forward"):
-                # log-probabilities or Gaussian means, and V(s); a shared torso runs once for both
-                policy, values = policy_and_values(actor, critic, obs[batch])
-                batch_advantages = advantages[batch]
-                if agent.normalize_advantages and batch_advantages.numel() > 1:
-                    batch_advantages = (batch_advantages - batch_advantages.mean()) / (batch_advantages.std() + 1e-8)
-                loss = ppo_loss(
-                    new_log_probs=actor.log_prob(policy, actions[batch]),
-                    old_log_probs=old_log_probs[batch],
-                    advantages=batch_advantages,
-                    new_values=values,
-                    returns=returns[batch],
-                    entropy=actor.entropy(policy),
-                    policy_clip=policy_clip,
-                    old_values=old_values[batch],
-                    value_clip=agent.value_clip,
-                )
-                total = loss.actor + agent.critic_coef * loss.critic
-                if agent.entropy_coef:  # else no backward pass through the entropy
-                    total = total - agent.entropy_coef * loss.entropy
+                total, loss = minibatch_loss_fn(actor, critic, agent, policy_clip, obs[batch], actions[batch],
+                                                old_log_probs[batch], advantages[batch], returns[batch],
+                                                old_values[batch])
             with timer("update_backward"):
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
@@ -458,6 +451,32 @@ def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, s
             sums = terms if sums is None else sums + terms
             n_minibatches += 1
     return PPOLoss(*(sums / n_minibatches).tolist()) if n_minibatches else None
+
+
+def minibatch_loss(actor: Actor, critic: Critic, agent: AgentConfig, policy_clip: float, obs: torch.Tensor,
+                   actions: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
+                   returns: torch.Tensor, old_values: torch.Tensor) -> tuple[torch.Tensor, PPOLoss]:
+    """One minibatch's loss to minimize, ``actor + critic_coef * critic - entropy_coef * entropy``,
+    and its terms. Free of side effects, so that :mod:`ppo.compile` may compile it."""
+    # log-probabilities or Gaussian means, and V(s); a shared torso runs once for both
+    policy, values = policy_and_values(actor, critic, obs)
+    if agent.normalize_advantages and advantages.numel() > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    loss = ppo_loss(
+        new_log_probs=actor.log_prob(policy, actions),
+        old_log_probs=old_log_probs,
+        advantages=advantages,
+        new_values=values,
+        returns=returns,
+        entropy=actor.entropy(policy),
+        policy_clip=policy_clip,
+        old_values=old_values,
+        value_clip=agent.value_clip,
+    )
+    total = loss.actor + agent.critic_coef * loss.critic
+    if agent.entropy_coef:  # else no backward pass through the entropy
+        total = total - agent.entropy_coef * loss.entropy
+    return total, loss
 
 
 def linear_decay(start: float, update: int, num_updates: int) -> float:
