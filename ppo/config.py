@@ -188,6 +188,9 @@ class EnvConfig:
     (sticky actions); null keeps the id's own (0.25 for ``ALE/<Game>-v5``)."""
     frame_stack: int = 4
     """Atari: the most recent frames stacked into each observation (C of the (C, 84, 84) images)."""
+    max_episode_steps: Optional[int] = None
+    """Truncate episodes after this many agent steps; null keeps the id's own limit (Atari: 108,000
+    frames, 27,000 steps; MinAtar: none)."""
 
     def __post_init__(self) -> None:
         import gymnasium as gym
@@ -213,6 +216,8 @@ class EnvConfig:
                  "env.repeat_action_probability", self.repeat_action_probability,
                  "a number in [0, 1], or null for the id's own")
         _require(self.frame_stack >= 1, "env.frame_stack", self.frame_stack, "an integer >= 1")
+        _require(self.max_episode_steps is None or self.max_episode_steps >= 1, "env.max_episode_steps",
+                 self.max_episode_steps, "an integer >= 1, or null for the id's own limit")
 
 
 DEVICE_TYPES = ("cpu", "cuda", "auto")

@@ -87,7 +87,7 @@ def _make_vector_env(env: EnvConfig, num_envs: int, render_mode: str | None = No
         if spec.vector_entry_point is None:
             raise ConfigError(f"env.vectorization='vector_entry_point' is not allowed: {env.id} has no native "
                               "vector env; use sync, async or auto")
-        kwargs = _atari_vector_kwargs(env) if is_atari(env.id) else {}
+        kwargs = {**(_atari_vector_kwargs(env) if is_atari(env.id) else {}), **_episode_limit(env)}
         envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
         if envs.metadata.get("autoreset_mode") != autoreset_mode:
             envs.close()
@@ -98,12 +98,22 @@ def _make_vector_env(env: EnvConfig, num_envs: int, render_mode: str | None = No
         if vectorization == "async":
             vector_kwargs["worker"] = _signal_immune_worker
         kwargs, wrappers = _atari_wrappers(env) if is_atari(env.id) else ({}, [])
+        kwargs.update(_episode_limit(env))
         if render_mode:
             kwargs["render_mode"] = render_mode
         wrappers.append(channels_first)
         envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode=vectorization,
                             vector_kwargs=vector_kwargs, wrappers=wrappers, **kwargs)
     return envs
+
+
+def _episode_limit(env: EnvConfig) -> dict:
+    """The env kwargs for ``env.max_episode_steps``: Atari counts emulator frames, 4 to an agent step."""
+    if env.max_episode_steps is None:
+        return {}
+    if is_atari(env.id):
+        return {"max_num_frames_per_episode": env.max_episode_steps * ATARI_FRAME_SKIP}
+    return {"max_episode_steps": env.max_episode_steps}
 
 
 def _atari_vector_kwargs(env: EnvConfig) -> dict:

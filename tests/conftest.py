@@ -127,13 +127,14 @@ def run_cli(cwd, *args, module="ppo.run", timeout=120):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def require_modules(*modules: str) -> None:
-    """Skip the calling test module when an optional extra is not installed, except in CI (which
-    installs ``.[dev,sweep,cluster]``), where a missing module is a failure."""
+def require_modules(*modules: str, extras: str = "sweep,cluster") -> None:
+    """Skip the calling test module when an optional extra (``extras``, which installs ``modules``) is
+    not installed, except in CI (which installs ``.[dev]`` and with it every extra), where a missing
+    module is a failure."""
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing and not os.environ.get("CI"):
-        pytest.skip(f"needs {', '.join(missing)}: pip install -e '.[sweep,cluster]'", allow_module_level=True)
-    assert not missing, f"CI installs the sweep and cluster extras, but {missing} are missing"
+        pytest.skip(f"needs {', '.join(missing)}: pip install -e '.[{extras}]'", allow_module_level=True)
+    assert not missing, f"CI installs the {extras} extras, but {missing} are missing"
 
 
 # --------------------------------------------------------------------------------------------
