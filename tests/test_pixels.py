@@ -284,3 +284,32 @@ def test_cnn_run_resumes_with_a_larger_budget(cnn_run, tmp_path):
     metrics = train(longer, resumed_dir, resume=True)
     assert metrics["global_step"] == 64
     assert load_checkpoint(resumed_dir)["update"] == 4
+
+
+def test_an_optional_envs_missing_package_is_one_line_naming_its_extra(monkeypatch):
+    """ALE/ and MinAtar/ ids come from optional packages: without them, choosing one says which extra
+    to install."""
+    import importlib
+
+    from ppo.envs import register_optional_envs
+
+    real_import = importlib.import_module
+
+    def without_extras(name, *args):
+        if name in ("ale_py", "minatar"):
+            raise ImportError(name)
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_extras)
+    for env_id, extra in (("ALE/Breakout-v5", "atari"), ("MinAtar/Breakout-v1", "minatar")):
+        with pytest.raises(ConfigError, match=f'env.id={env_id!r} is not available here: .*pip install "ppo\\[{extra}\\]"'):
+            register_optional_envs(env_id)
+    register_optional_envs("CartPole-v1")  # any other id: nothing to do
+
+
+def test_checkpoints_older_than_images_are_read_as_vectors():
+    """A checkpoint that holds only obs_dim was saved for flat observations of that length."""
+    old = {"obs_dim": 4, "action_space": {"n": 2}, "config": {"env": {"id": "CartPole-v1"}}}
+    check_spaces(old, 4, {"n": 2}, "CartPole-v1", "old.pt")
+    with pytest.raises(ConfigError, match=r"saved for 4 observations .* has \(3, 10, 10\) images"):
+        check_spaces(old, (3, 10, 10), {"n": 2}, "x", "old.pt")
