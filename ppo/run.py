@@ -84,7 +84,7 @@ def main(cfg: DictConfig) -> float | None:
         resume = config.resume is not None
         if resume:
             config = resumed_config(config, run_dir)
-        else:
+        elif hydra_config.runtime.choices.get("experiment") is None:  # an experiment sets its env keys itself
             warn_if_env_id_leaves_its_preset(config.env, hydra_config.runtime.choices.get("env"))
         # torch, gymnasium and tensorboard load once the config is known to be valid
         from ppo.dashboard import hparams_of, record_run_end, record_run_start
