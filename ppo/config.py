@@ -102,8 +102,9 @@ NETWORK_TYPES = ("mlp", "nature_cnn", "minatar_cnn")
 
 @dataclass
 class NetworkConfig:
-    """Shape of the actor and critic MLPs (config group ``network``). Both get the same shape
-    (unless ``critic_hidden_sizes`` says otherwise) but are separate networks with separate parameters."""
+    """Shape of the actor and critic networks (config group ``network``): MLPs, or CNNs for images
+    (``type``). Both get the same shape (unless ``critic_hidden_sizes`` says otherwise) and are separate
+    networks with separate parameters, unless ``shared_torso``."""
 
     hidden_sizes: List[int] = field(default_factory=lambda: [64, 64])
     """Widths of the hidden layers, e.g. ``[256,256]``."""
