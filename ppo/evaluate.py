@@ -83,7 +83,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, checkpoint: s
     the episode of ``seed`` recorded with ``video=True``. Raises :class:`ConfigError`."""
     if video:
         require_video("video=true")
-    from ppo.checkpoint import checkpoint_path, load_checkpoint, policy_from_checkpoint  # torch
+    from ppo.checkpoint import CHECKPOINT_DIR, checkpoint_path, load_checkpoint, policy_from_checkpoint  # torch
 
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -99,7 +99,8 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, checkpoint: s
     if video:
         from torch.utils.tensorboard import SummaryWriter
 
-        out_dir = run_dir if run_dir.is_dir() else path.parent
+        # the run dir, also when given a checkpoint file inside it
+        out_dir = run_dir if run_dir.is_dir() else path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
         writer = SummaryWriter(str(out_dir))
         try:
             evaluation["video"] = str(record_video(policy, config.env, out_dir / "videos", seed, writer,
