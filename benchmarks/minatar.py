@@ -73,7 +73,8 @@ def write_report(out: Path, games: list[str], seeds: list[int]) -> str:
              "| --- | --- | --- | --- | --- | --- |"]
     curves = {}
     for game in games:
-        run_dirs = [out / game / f"seed_{seed}" for seed in seeds if (out / game / f"seed_{seed}" / "metrics.json").is_file()]
+        run_dirs = [out / game / f"seed_{seed}" for seed in seeds]
+        run_dirs = [run_dir for run_dir in run_dirs if (run_dir / "metrics.json").is_file()]
         if not run_dirs:
             continue
         metrics = [json.loads((run_dir / "metrics.json").read_text()) for run_dir in run_dirs]

@@ -122,7 +122,8 @@ def load_weights(module: nn.Module, saved: dict, name: str, source: str) -> None
     expected = module.state_dict()
     if saved.keys() != expected.keys():
         raise ConfigError(f"checkpoint={source!r} does not fit this network: its {name} has the tensors "
-                          f"{sorted(saved)}, this network (network.type, network.hidden_sizes) needs {sorted(expected)}")
+                          f"{sorted(saved)}, this network (network.type, network.hidden_sizes) needs "
+                          f"{sorted(expected)}")
     for key, tensor in expected.items():
         if saved[key].shape != tensor.shape:
             raise ConfigError(f"checkpoint={source!r} does not fit this network: {name} {key} has shape "

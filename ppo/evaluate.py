@@ -100,7 +100,9 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, checkpoint: s
         from torch.utils.tensorboard import SummaryWriter
 
         # the run dir, also when given a checkpoint file inside it
-        out_dir = run_dir if run_dir.is_dir() else path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+        out_dir = run_dir if run_dir.is_dir() else path.parent
+        if out_dir.name == CHECKPOINT_DIR:
+            out_dir = out_dir.parent
         writer = SummaryWriter(str(out_dir))
         try:
             evaluation["video"] = str(record_video(policy, config.env, out_dir / "videos", seed, writer,

@@ -43,9 +43,9 @@ def test_tiny_minatar_run_through_the_cli_with_a_video(tmp_path):
     with video=true, writes an mp4 of the greedy episode."""
     require_modules("moviepy", extras="video")
     run_dir = tmp_path / "run"
-    result = run_cli(tmp_path, "experiment=minatar", "env.num_envs=4", "agent.n_steps=32", "agent.batch_size=64",
-                     "train.total_timesteps=512", "env.max_episode_steps=500", "train.eval_episodes=2", "train.progress=false",
-                     f"hydra.run.dir={run_dir}", timeout=300)
+    result = run_cli(tmp_path, "experiment=minatar", "env.num_envs=4", "env.max_episode_steps=500", "agent.n_steps=32",
+                     "agent.batch_size=64", "train.total_timesteps=512", "train.eval_episodes=2",
+                     "train.progress=false", f"hydra.run.dir={run_dir}", timeout=300)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     evaluation = run_cli(tmp_path, str(run_dir), "video=true", module="ppo.evaluate", timeout=300)

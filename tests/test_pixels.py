@@ -112,7 +112,8 @@ def test_nature_cnn_has_the_dqn_papers_layers():
     features for the 512-unit layer."""
     torso = Torso((4, 84, 84), dataclasses.replace(NATURE_NET, hidden_sizes=[512]))
     convolutions = [layer for layer in torso.conv if isinstance(layer, torch.nn.Conv2d)]
-    assert [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convolutions] == [(32, 8, 4), (64, 4, 2), (64, 3, 1)]
+    layers = [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convolutions]
+    assert layers == [(32, 8, 4), (64, 4, 2), (64, 3, 1)]
     assert torso.dense[0].in_features == 3136 and torso.out_dim == 512
 
 
@@ -135,7 +136,8 @@ def test_shared_torso_is_one_set_of_parameters_run_once():
     critic = make_critic((3, 10, 10), net, actor)
     assert shared_torso(actor, critic) is actor.body.torso
     (group,) = parameter_groups(actor, critic)
-    assert len({id(p) for p in group}) == len(group) == len({id(p) for p in [*actor.parameters(), *critic.parameters()]})
+    every_parameter = {id(p) for p in [*actor.parameters(), *critic.parameters()]}
+    assert len({id(p) for p in group}) == len(group) == len(every_parameter)
     obs = torch.rand(6, 3, 10, 10) < 0.5
     policy, values = policy_and_values(actor, critic, obs)
     assert torch.allclose(policy, actor(obs)) and torch.allclose(values, critic(obs))
@@ -302,7 +304,8 @@ def test_an_optional_envs_missing_package_is_one_line_naming_its_extra(monkeypat
 
     monkeypatch.setattr(importlib, "import_module", without_extras)
     for env_id, extra in (("ALE/Breakout-v5", "atari"), ("MinAtar/Breakout-v1", "minatar")):
-        with pytest.raises(ConfigError, match=f'env.id={env_id!r} is not available here: .*pip install "ppo\\[{extra}\\]"'):
+        message = f'env.id={env_id!r} is not available here: .*pip install "ppo\\[{extra}\\]"'
+        with pytest.raises(ConfigError, match=message):
             register_optional_envs(env_id)
     register_optional_envs("CartPole-v1")  # any other id: nothing to do
 
