@@ -599,9 +599,10 @@ def ranking_lines(ranked: Sequence[Setting], keys: Sequence[str], ranking: Ranki
     rough = [count for count in seed_counts if MIN_SEEDS_FOR_CI <= count < SEEDS_FOR_NOMINAL_CI]
     if too_few:
         lines += ["", f"**Too few seeds for confidence intervals:** {len(too_few)} of {len(ranked)} settings have "
-                      f"fewer than {MIN_SEEDS_FOR_CI} finished seeds, so their intervals read n/a. With 2 seeds a "
-                      f"{CONFIDENCE:.0%} bootstrap interval is the two values' range, which covers the true IQM about "
-                      f"half the time: it says nothing. Run more seeds (e.g. `seed=1,2,3,4,5`)."]
+                      f"fewer than {MIN_SEEDS_FOR_CI} finished seeds, so their intervals read n/a: one seed has no "
+                      f"spread to resample, and from two a {CONFIDENCE:.0%} bootstrap interval is the two values' "
+                      f"range, which covers the true IQM about half the time. Their numbers are single draws; run "
+                      f"more seeds (e.g. `seed=1,2,3,4,5`)."]
     if rough:
         counts = f"{min(rough)}" if min(rough) == max(rough) else f"{min(rough)}–{max(rough)}"
         lines += ["", f"**Intervals from {counts} seeds are rough:** a nominal {CONFIDENCE:.0%} "

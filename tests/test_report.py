@@ -31,7 +31,7 @@ from ppo.report import (
     write_report,
 )
 
-require_modules("matplotlib")
+require_modules("matplotlib", extras="sweep")
 
 # The IQM of the standard exponential distribution: the mean of x over its quantiles 0.25 to 0.75,
 # 2·[(a+1)e^-a - (b+1)e^-b] with a = ln(4/3), b = ln(4).
