@@ -277,14 +277,15 @@ def plot(curves: dict[str, list], rows: list[dict], unfinished: list[dict], path
         row = by_env.get(env) or partial[0]  # the env's id and solved score
         if any(steps.size for steps, _ in env_curves):
             grid, mean, std = mean_curve(env_curves)
-            label = f"ours, {len(env_curves)} seeds" + (f" ({len(partial)} unfinished)" if partial else "")
+            seeds = f"{len(env_curves)} seed" + ("s" if len(env_curves) > 1 else "")
+            label = f"ours, {seeds}" + (f" ({len(partial)} unfinished)" if partial else "")
             ax.plot(grid, mean, color="C0", label=label)
             ax.fill_between(grid, mean - std, mean + std, color="C0", alpha=0.25)
         ax.axhline(PUBLISHED[env].mean, color="C3", linestyle="--", label="RL Zoo PPO (final)")
         if row["solved_score"] is not None:
             ax.axhline(row["solved_score"], color="grey", linestyle=":", label="solved score")
         ax.set_title(row["env_id"], fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
         ax.set_xlabel("env steps")
         ax.set_ylabel("100-episode mean score")
         ax.grid(alpha=0.3)
