@@ -36,14 +36,16 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 RESULT_METRICS = {
-    "final_score": "mean greedy evaluation score after training (what a sweeper optimizes)",
+    "final_score": "mean greedy evaluation score after training",
     "best_mean_score_100": "best mean score of 100 consecutive training episodes",
+    "auc": "area under the 100-episode mean score over the budget, divided by the budget",
     "steps_to_solve": "env steps until the 100-episode mean first reached env.solved_score",
     "seconds_to_solve": "wall seconds until the 100-episode mean first reached env.solved_score",
     "train_seconds": "wall seconds of training, without the evaluation",
     "steps_per_second": "env steps per wall second of training",
 }
-"""Metrics of :func:`ppo.train.train` that each run records for the HParams tab, as ``result/<name>``."""
+"""Metrics of :func:`ppo.train.train` that each run records for the HParams tab, as ``result/<name>``;
+the first four are the choices of ``train.objective``, what a sweeper optimizes."""
 
 RESULT_PREFIX = "result/"
 
