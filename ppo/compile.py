@@ -4,8 +4,8 @@ On a CPU the minibatch step of PPO's small networks is some hundred small ops, a
 spends most of its time dispatching them. ``torch.compile`` fuses the forward pass and the loss into
 a few C++ kernels, and AOTAutograd compiles their backward pass with them; gradient clipping and
 Adam stay eager (fused Adam is one op per parameter group already: compiling them saved nothing
-measurable and cost seconds of compilation). Compiling costs seconds with a warm cache and close to
-a minute with a cold one, which a short run never wins back: ``auto`` compiles only long runs.
+measurable and cost seconds of compilation). Compiling costs about 4 s with a warm cache and half a
+minute with a cold one, which a short run never wins back: ``auto`` compiles only long runs.
 
 Inductor caches what it compiled in ``$TORCHINDUCTOR_CACHE_DIR``. Torch's default is
 ``/tmp/torchinductor_$USER``, which a reboot or the end of a cluster job wipes; this module points it
@@ -33,25 +33,25 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE_DIR))
 AUTO_MIN_MINIBATCH_STEPS = 200_000
 """``device.compile=auto`` compiles a run whose config implies at least this many minibatch steps.
 
-The crossover is compile time / saving per step, both wall time, measured on this project's 2-core
-CPU with one torch thread (2026-12-01, load average 12-15 from other jobs), train.py's own step:
+The crossover is compilation time / wall time saved per minibatch step. ``python
+benchmarks/benchmark.py --crossover`` measures both with train.py's own update, on this project's
+2-core CPU with one torch thread (twice on 2026-12-01, load average 5.8-6.5 from other jobs):
 
-=====================================  ==============  ===========  ========================
-network, minibatch                     compile (s)     saving/step  crossover (steps)
-                                       cold / warm     (ms)         cold / warm
-=====================================  ==============  ===========  ========================
-64x64 tanh, 256 (CartPole presets)     85 / 20         1.28 / 1.03  67k / 20k
-256x256 relu, 5 (experiment=tutorial)  93 / 21         0.49 / 0.27  191k / 78k
-256x256 relu, 64 (HalfCheetah preset)  91 / 22         none         never
-=====================================  ==============  ===========  ========================
+==========================================  ===========  ================  ======================
+setting                                     compile (s)  saving per step   crossover (steps)
+                                            cold / warm  (ms, of 1.8-4.3)  cold / warm
+==========================================  ===========  ================  ======================
+experiment=rl_zoo (64x64 tanh, batch 256)   33-34 / 4    0.05-0.51         65k-70k / 11k-77k
+experiment=tutorial (256x256 relu, batch 5) 34-36 / 4    -0.07-0.10        865k / 38k, or never
+half_cheetah_tuned (256x256 relu, batch 64) 33-34 / 4    0.02-0.40         82k-1.8M / 12k
+==========================================  ===========  ================  ======================
 
-The threshold sits at the largest crossover where compiling pays at all, with a cold cache: every
-run that compiles wins its compilation back, even the first one. The default CartPole run (2,344
-steps) and RL Zoo's CartPole settings (7,820 over 100k env steps) stay eager; a 1M-step run of RL
-Zoo's MuJoCo settings (312,500) compiles, where this CPU measured no saving and the compilation
-costs under 2% of the run. On a GPU, where each op costs a kernel launch, compiling pays sooner.
-Measured with a scratch script timing 2,000 steps of each kind, interleaved, and
-``python benchmarks/benchmark.py --compare`` for whole runs (README, performance section)."""
+The saving is at most a fifth of a step and often within the noise: on a CPU, compiling fuses the
+elementwise ops but the matmuls, autograd's bookkeeping and Adam cost what they did. So the threshold
+sits well above the warm crossovers and at or above most cold ones: a run compiles only when
+compiling pays even from a cold cache. The default CartPole run (2,344 steps) and RL Zoo's CartPole
+settings (7,820 over 100k env steps) stay eager; a 1M-step run of RL Zoo's MuJoCo settings (312,640)
+compiles. On a GPU, where each op costs a kernel launch, compiling would pay sooner (not measured)."""
 
 
 def minibatch_steps(config: Config) -> int:
