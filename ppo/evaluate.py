@@ -157,8 +157,8 @@ def record_video(policy, env: EnvConfig, video_dir: Path, seed: int, writer=None
 
     require_video("video=true")
     envs = make_render_env(env)
-    render_fps = envs.envs[0].metadata.get("render_fps") or 30
-    fps = render_fps / ATARI_FRAME_SKIP if is_atari(env.id) else render_fps  # one frame per agent step
+    # One frame per agent step, in real time: the Atari 2600 draws 60 frames a second, 4 to a step.
+    fps = 60 / ATARI_FRAME_SKIP if is_atari(env.id) else envs.envs[0].metadata.get("render_fps") or 30
     video_dir.mkdir(parents=True, exist_ok=True)
     path = video_dir / f"{env.id.replace('/', '-')}-step{step}-seed{seed}.mp4"
     writer_mp4 = None
