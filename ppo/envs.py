@@ -131,8 +131,7 @@ def _atari_vector_kwargs(env: EnvConfig) -> dict:
 
 def _atari_wrappers(env: EnvConfig) -> tuple[dict, list]:
     """The same preprocessing as gymnasium wrappers around one ``AtariEnv`` each (for sync and async
-    vector envs, and for rendering videos): the env's kwargs and its wrappers. Unlike the C++ vector
-    env, it does not press FIRE at reset: a policy learns to, since it must after each lost life."""
+    vector envs, and for rendering videos): the env's kwargs and its wrappers."""
     kwargs = {"frameskip": 1}  # AtariPreprocessing skips frames itself, max-pooling the last two
     if env.repeat_action_probability is not None:
         kwargs["repeat_action_probability"] = env.repeat_action_probability
@@ -140,9 +139,24 @@ def _atari_wrappers(env: EnvConfig) -> tuple[dict, list]:
         lambda e: gym.wrappers.AtariPreprocessing(e, noop_max=ATARI_NOOP_MAX, frame_skip=ATARI_FRAME_SKIP,
                                                   screen_size=ATARI_SCREEN_SIZE, terminal_on_life_loss=False,
                                                   grayscale_obs=True, scale_obs=False),
+        FireReset,
         lambda e: gym.wrappers.FrameStackObservation(e, env.frame_stack),
     ]
     return kwargs, wrappers
+
+
+class FireReset(gym.Wrapper):
+    """Press FIRE once after each reset (and its no-ops) in games that have it, as ale-py's vector env
+    (``use_fire_reset``) and CleanRL's FireResetEnv do: Breakout, for one, waits for it to serve."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        meanings = self.env.unwrapped.get_action_meanings()
+        if "FIRE" in meanings:
+            obs, _, terminated, truncated, info = self.env.step(meanings.index("FIRE"))
+            if terminated or truncated:
+                obs, info = self.env.reset(**kwargs)
+        return obs, info
 
 
 def channels_first(env: gym.Env) -> gym.Env:
