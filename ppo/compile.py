@@ -1,8 +1,9 @@
 """The update's minibatch step through ``torch.compile``, for the runs where it pays (``device.compile``).
 
 On a CPU the minibatch step of PPO's small networks is some hundred small ops, and eager PyTorch
-spends most of its time dispatching them. ``torch.compile`` fuses the forward pass and the loss into
-a few C++ kernels, and AOTAutograd compiles their backward pass with them; gradient clipping and
+spends much of its time dispatching them. ``torch.compile`` fuses the forward pass and the loss into
+a few C++ kernels, and AOTAutograd compiles their backward pass with them (on this project's CPU that
+saves at most a fifth of a step: see :data:`AUTO_MIN_MINIBATCH_STEPS`); gradient clipping and
 Adam stay eager (fused Adam is one op per parameter group already: compiling them saved nothing
 measurable and cost seconds of compilation). Compiling costs about 4 s with a warm cache and half a
 minute with a cold one, which a short run never wins back: ``auto`` compiles only long runs.
