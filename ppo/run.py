@@ -63,6 +63,9 @@ register_configs()
 # ${ppo.cpu_count:} in configs, e.g. the Optuna sweeper's batch of parallel trials.
 OmegaConf.register_new_resolver("ppo.cpu_count", local_cpu_count, replace=True)
 OmegaConf.register_new_resolver("ppo.run_dir", resumed_run_dir, replace=True)
+# ${ppo.direction:${train.objective}}: the Optuna sweeper's direction for the run's objective.
+OmegaConf.register_new_resolver(
+    "ppo.direction", lambda objective: "minimize" if objective == "steps_to_solve" else "maximize", replace=True)
 OmegaConf.register_new_resolver("ppo.hydra_subdir", lambda resume: ".hydra" if resume is None else ".hydra/resumed",
                                 replace=True)
 

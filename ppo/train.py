@@ -274,9 +274,13 @@ class TrainingState:
         # updates a group in one op.
         optimizer = torch.optim.Adam([{"params": group} for group in parameter_groups(actor, critic)],
                                      lr=config.agent.lr, eps=1e-5, fused=True)
+        threshold = solved_score(config.env)
+        if threshold is None and config.train.objective == "steps_to_solve":
+            raise ConfigError(f"train.objective='steps_to_solve' is not allowed: {config.env.id} has no solved score; "
+                              "set env.solved_score, or choose auc, best_mean_score_100 or final_score")
         return cls(actor, critic, optimizer, torch.Generator(device=device).manual_seed(config.seed),
                    Normalizer.from_config(config.env, obs_shape[0], config.env.num_envs, config.agent.gamma),
-                   RunStats(solved_score(config.env)), obs_shape, action_spec)
+                   RunStats(threshold), obs_shape, action_spec)
 
     def state_dict(self) -> dict:
         return {

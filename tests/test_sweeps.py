@@ -388,6 +388,13 @@ def test_search_experiment_is_an_optuna_search_over_the_issue_ranges():
     assert cfg.env.id == "CartPole-v1"
 
 
+@pytest.mark.parametrize("objective, direction", [("final_score", "maximize"), ("auc", "maximize"),
+                                                  ("best_mean_score_100", "maximize"), ("steps_to_solve", "minimize")])
+def test_search_direction_goes_with_the_objective(objective, direction):
+    cfg = compose_with_hydra(["experiment=cartpole_search", f"train.objective={objective}"])
+    assert cfg.hydra.sweeper.direction == direction
+
+
 # --------------------------------------------------------------------------------------------
 # Run names, from the sweep's multirun.yaml
 # --------------------------------------------------------------------------------------------

@@ -546,3 +546,13 @@ def test_metrics_json_is_strict_json_with_null_for_what_was_not_measured(tmp_pat
     assert objective_value({**saved, "objective": "auc"}) == 3.0
     assert objective_value({**saved, "objective": "steps_to_solve"}) == saved["budget"] == 32
     assert metrics == saved
+
+
+def test_steps_to_solve_objective_needs_a_solved_score(tmp_path):
+    """An env without a solved score cannot rank runs by steps to solve: every run would tie at its
+    budget. A ConfigError names the key before any training."""
+    config = toy_config(TERMINATE_ID, total=32, eval_episodes=0)
+    config.train.objective = "steps_to_solve"
+    with pytest.raises(ConfigError, match="train.objective='steps_to_solve' is not allowed: .* has no solved score"):
+        train(config, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
