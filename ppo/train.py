@@ -97,24 +97,14 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
     stop = StopSignals()
     try:
         for update in range(state.update + 1, num_updates + 1):
-            if agent.anneal_lr:
-                for group in optimizer.param_groups:
-                    group["lr"] = linear_decay(agent.lr, update, num_updates)
-            policy_clip = linear_decay(agent.policy_clip, update, num_updates) if agent.anneal_policy_clip \
-                else agent.policy_clip
+            policy_clip = apply_schedules(optimizer, agent, update, num_updates)
 
             # ---- COLLECT ----
             with timer("collect"):
                 episodes = collect_rollout(envs, actor, rollout, env_state, generator, normalizer, timer)
-            rollout_start_step, state.global_step = state.global_step, state.global_step + rollout_size
-            state.update = update
-            for t, score, length in episodes:
-                if stats.episodes == train_cfg.max_episodes:
-                    break
-                step = rollout_start_step + (t + 1) * N
-                stats.record(score, step, time.perf_counter() - clock_start)
-                writer.add_scalar("episode/score", score, step)
-                writer.add_scalar("episode/length", length, step)
+            record_episodes(writer, stats, episodes, state.global_step, N, time.perf_counter() - clock_start,
+                            train_cfg.max_episodes)
+            state.global_step, state.update = state.global_step + rollout_size, update
             stats.advance(rollout_size)
             if (train_cfg.stop_when_solved and stats.steps_to_solve is not None) or \
                     stats.episodes == train_cfg.max_episodes:
@@ -168,15 +158,12 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
         return {"interrupted": interrupted, "global_step": state.global_step, "update": state.update}
 
     # ---- EVALUATE ----
-    eval_scores = evaluate(Policy(actor, normalizer), env_cfg, train_cfg.eval_episodes,
-                           seed=config.seed + EVAL_SEED_OFFSET)
+    policy = Policy(actor, normalizer)
+    eval_scores = evaluate(policy, env_cfg, train_cfg.eval_episodes, seed=config.seed + EVAL_SEED_OFFSET)
+    log_evaluation(writer, eval_scores, state.global_step)
     if train_cfg.video:
-        record_video(Policy(actor, normalizer), env_cfg, out_dir / "videos", seed=config.seed + EVAL_SEED_OFFSET,
-                     writer=writer, step=state.global_step)
-    if len(eval_scores):
-        writer.add_scalar("eval/score", float(np.mean(eval_scores)), state.global_step)
-        log.info("Evaluation: %.1f ± %.1f over %d greedy episodes", np.mean(eval_scores), np.std(eval_scores),
-                 len(eval_scores))
+        record_video(policy, env_cfg, out_dir / "videos", seed=config.seed + EVAL_SEED_OFFSET, writer=writer,
+                     step=state.global_step)
     writer.close()
     metrics = run_metrics(state, config, eval_scores, num_updates * rollout_size, timer)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
@@ -390,6 +377,35 @@ def open_writer(out_dir: Path, config: Config, resumed: bool, continuous_actions
     writer.add_text("config", "```\n" + json.dumps(to_dict(config), indent=2) + "\n```")
     writer.add_custom_scalars(custom_scalars_layout(continuous_actions))
     return writer
+
+
+def apply_schedules(optimizer: torch.optim.Optimizer, agent: AgentConfig, update: int, num_updates: int) -> float:
+    """Set this update's learning rate (decayed linearly to 0 with ``agent.anneal_lr``) and return
+    its clip ε (decayed likewise with ``agent.anneal_policy_clip``)."""
+    if agent.anneal_lr:
+        for group in optimizer.param_groups:
+            group["lr"] = linear_decay(agent.lr, update, num_updates)
+    return linear_decay(agent.policy_clip, update, num_updates) if agent.anneal_policy_clip else agent.policy_clip
+
+
+def record_episodes(writer: SummaryWriter, stats: RunStats, episodes: list[tuple[int, float, int]],
+                    rollout_start_step: int, num_envs: int, seconds: float, max_episodes: int | None) -> None:
+    """The rollout's finished episodes ``(t, score, length)``, at the env step each ended, into the
+    run statistics and TensorBoard; none past ``max_episodes``."""
+    for t, score, length in episodes:
+        if stats.episodes == max_episodes:
+            return
+        step = rollout_start_step + (t + 1) * num_envs
+        stats.record(score, step, seconds)
+        writer.add_scalar("episode/score", score, step)
+        writer.add_scalar("episode/length", length, step)
+
+
+def log_evaluation(writer: SummaryWriter, eval_scores: np.ndarray, global_step: int) -> None:
+    if len(eval_scores):
+        writer.add_scalar("eval/score", float(np.mean(eval_scores)), global_step)
+        log.info("Evaluation: %.1f ± %.1f over %d greedy episodes", np.mean(eval_scores), np.std(eval_scores),
+                 len(eval_scores))
 
 
 LOSS_TAGS = {"actor": "loss/actor", "critic": "loss/critic", "entropy": "diagnostics/entropy",
