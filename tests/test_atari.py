@@ -69,3 +69,18 @@ def test_tiny_atari_run_through_the_cli_trains_evaluates_and_reloads(tmp_path):
     evaluation = run_cli(tmp_path, str(run_dir), "episodes=1", module="ppo.evaluate", timeout=300)
     assert evaluation.returncode == 0, evaluation.stderr
     assert evaluation.stdout.startswith(f"ALE/Breakout-v5: {metrics['final_score']:.1f} ± 0.0 over 1 greedy episodes")
+
+
+@pytest.mark.parametrize("vectorization", ["auto", "sync"])
+def test_breakout_is_served_at_reset(vectorization):
+    """Both paths press FIRE at reset: with no-op actions after it the ball moves, so consecutive frames
+    differ (without the serve, Breakout's screen would stand still)."""
+    envs = make_envs(EnvConfig(id="ALE/Breakout-v5", num_envs=1, vectorization=vectorization,
+                               repeat_action_probability=0.0))
+    try:
+        envs.reset(seed=0)
+        for _ in range(5):
+            obs, *_ = envs.step(np.zeros(1, dtype=np.int64))
+        assert (obs[0, -1] != obs[0, -2]).any()
+    finally:
+        envs.close()
