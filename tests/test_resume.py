@@ -48,8 +48,8 @@ def start(cwd, *overrides, new_session=False):
 
 
 def wait_for_progress(process, percent):
-    """Read the run's stderr until its progress line reaches ``percent``."""
-    for line in process.stderr:
+    """Read the run's log on stdout until its progress line reaches ``percent``."""
+    for line in process.stdout:
         if f"{percent:3d}%" in line:
             return
     raise AssertionError(f"the run ended before {percent}%: {process.communicate()}")
