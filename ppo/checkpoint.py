@@ -75,27 +75,15 @@ def policy_from_checkpoint(state: dict, source: str, device: str | torch.device 
     if saved_env != config.env.id:
         raise ConfigError(f"checkpoint={source!r} does not fit this run: it was trained on {saved_env}, "
                           f"the run's env.id is {config.env.id}")
-    obs_shape = saved_obs_shape(state)
-    actor = make_actor(obs_shape, saved_action_spec(state), config.network).to(device)
+    obs_shape = tuple(state["obs_shape"])
+    actor = make_actor(obs_shape, state["action_space"], config.network).to(device)
     load_weights(actor, state["actor"], "actor", source)
     # The actor sees observations as it was trained to: normalized exactly when the checkpoint holds statistics.
-    statistics = state.get("normalizer", {})
+    statistics = state["normalizer"]
     normalizer = Normalizer(obs_shape[0], num_envs=1, normalize_observations="observations" in statistics,
                             clip_observations=config.env.clip_observations)
     normalizer.load_state_dict(statistics)
     return Policy(actor.eval(), normalizer), config
-
-
-def saved_action_spec(state: dict) -> dict:
-    """The action space a checkpoint was saved for (see :func:`ppo.networks.action_space_spec`);
-    checkpoints older than continuous actions held a Discrete space's size as ``n_actions``."""
-    return state["action_space"] if "action_space" in state else {"n": state["n_actions"]}
-
-
-def saved_obs_shape(state: dict) -> tuple[int, ...]:
-    """The observation shape a checkpoint was saved for: ``(obs_dim,)`` for vectors, (C, H, W) for
-    images; checkpoints older than image observations held a vector's length only, as ``obs_dim``."""
-    return tuple(state["obs_shape"]) if "obs_shape" in state else (state["obs_dim"],)
 
 
 def describe_obs_shape(shape: tuple[int, ...]) -> str:
@@ -107,7 +95,7 @@ def check_spaces(state: dict, obs_shape: int | tuple[int, ...], action_spec: dic
     """Raise :class:`ConfigError` unless the checkpoint was saved for observations of ``obs_shape``
     (an int: a vector's length) and the action space ``action_spec``."""
     obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
-    saved_shape, saved_spec = saved_obs_shape(state), saved_action_spec(state)
+    saved_shape, saved_spec = tuple(state["obs_shape"]), state["action_space"]
     if (saved_shape, saved_spec) != (obs_shape, action_spec):
         raise ConfigError(
             f"checkpoint={source!r} does not fit this run: it was saved for {describe_obs_shape(saved_shape)} and "

@@ -146,7 +146,7 @@ class TorsoHead(nn.Module):
 def _body(obs_shape: int | tuple[int, ...], out_dim: int, net: NetworkConfig, out_gain: float,
           torso: Torso | None = None) -> nn.Module:
     """A network's layers from observations to its ``out_dim`` outputs. Separate MLPs keep the
-    :class:`MLP` (its fast forward, and the parameter names of older checkpoints)."""
+    :class:`MLP`, whose forward calls the layers' functions directly (faster for small networks)."""
     obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
     if net.type == "mlp" and not net.shared_torso and torso is None:
         check_network_fits(obs_shape, net)

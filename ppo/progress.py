@@ -63,16 +63,6 @@ class Progress:
         if self.logged_step != step:
             self._log(step, mean_score)
 
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        """Close the bar and give the console back even when training raised."""
-        if self.bar is not None:
-            self.bar.close()
-            self.console_above_bar.__exit__(*exc_info)
-            self.bar = None
-
     def _log(self, step: int, mean_score: float | None) -> None:
         rate = (step - self.start_step) / max(time.perf_counter() - self.start, 1e-9)
         log.info("%s%3.0f%% %s/%s steps | %s steps/s | mean score (last 100) %s", self.prefix,

@@ -5,8 +5,9 @@ records its hyperparameters and results for TensorBoard's HParams tab (:mod:`ppo
 in a sweep a run that raises is recorded and the sweep goes on (:mod:`ppo.sweep`).
 
 The exit status of a single run: 0 for a finished run, 1 for a command line Hydra cannot compose
-(an unknown key or preset, a value of the wrong type: Hydra's own message), 2 for a value out of
-range (one line on stderr), 3 for a run whose training diverged (its last good checkpoint kept),
+(an unknown key or preset, a malformed override: Hydra's own message), 2 for a value of the wrong
+type or out of range (one line on stderr), 3 for a run whose training diverged (its last good
+checkpoint kept),
 130 or 143 for a run stopped by SIGINT or SIGTERM (checkpoint saved; ``python -m ppo.run
 resume=<run dir>`` continues it). A sweep exits 1 at its end if any of its runs failed.
 """

@@ -175,7 +175,7 @@ def _read_sweep(sweep_dir: str | Path) -> tuple[dict[str, Override], bool]:
         swept[SEED_KEY] = swept.pop(SEED_KEY)
     keys = [override.key_or_group for override in overrides]
     sweeps = [override for override in overrides if override.is_sweep_override()]
-    listed_once = (str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".BasicSweeper")
+    listed_once = (OmegaConf.select(config, "hydra.runtime.choices.hydra/sweeper") == "basic"
                    and all(keys.count(sweep.key_or_group) == 1 for sweep in sweeps)
                    and all(not isinstance(sweep.value(), ChoiceSweep) or len(sweep.value().list) == _value_count(sweep)
                            for sweep in sweeps))

@@ -133,7 +133,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
             # ---- LOG ----
             with timer("log"):
                 elapsed = time.perf_counter() - clock_start
-                explained = explained_variance(*trainable_samples(data.trainable, values, returns))
+                explained = explained_variance(predictions=samples[5], targets=samples[4])  # values, returns
                 log_update(writer, state, losses, agent, policy_clip, explained, elapsed)
                 progress.update(state.global_step, stats.mean_score())
             if train_cfg.checkpoint_every and update % train_cfg.checkpoint_every == 0:
@@ -312,9 +312,8 @@ def save_training_state(path: Path, state: TrainingState, config: Config, writer
                         finished: bool = False) -> None:
     """Checkpoint ``state`` with what a reader needs besides it: the config and the spaces."""
     writer.flush()  # every point up to the checkpoint is on disk: a resumed run starts right after it
-    save_checkpoint(path, {**state.state_dict(), "config": to_dict(config), "obs_dim": state.obs_shape[0],
-                           "obs_shape": list(state.obs_shape), "action_space": state.action_spec,
-                           "finished": finished})
+    save_checkpoint(path, {**state.state_dict(), "config": to_dict(config), "obs_shape": list(state.obs_shape),
+                           "action_space": state.action_spec, "finished": finished})
 
 
 def run_metrics(state: TrainingState, config: Config, eval_scores: np.ndarray, budget: int,
@@ -348,8 +347,8 @@ def run_metrics(state: TrainingState, config: Config, eval_scores: np.ndarray, b
 
 def objective_value(metrics: dict) -> float | None:
     """The number a sweeper optimizes: ``metrics[metrics["objective"]]``, with a run that never
-    solved counted at its whole budget for ``steps_to_solve``. None only where the metric cannot
-    exist (no finished episode at all)."""
+    solved counted at its whole budget for ``steps_to_solve``. None where the metric was not
+    measured: ``final_score`` without evaluation episodes, or no finished episode at all."""
     value = metrics[metrics["objective"]]
     if metrics["objective"] == "steps_to_solve" and value is None:
         return metrics["budget"]
@@ -510,8 +509,9 @@ def non_finite(losses: PPOLoss | None, actor: Actor, critic: Critic) -> list[str
     not all finite."""
     problem = [LOSS_TAGS[name] for name, value in (losses._asdict().items() if losses else ())
                if not math.isfinite(value)]
-    problem += [f"{name} parameters" for name, network in (("actor", actor), ("critic", critic))
-                if not math.isfinite(torch.nn.utils.get_total_norm(list(network.parameters())).item())]
+    norms = torch.stack([torch.nn.utils.get_total_norm(list(network.parameters())) for network in (actor, critic)])
+    problem += [f"{name} parameters" for name, norm in zip(("actor", "critic"), norms.tolist())
+                if not math.isfinite(norm)]  # one host sync for both networks
     return problem
 
 

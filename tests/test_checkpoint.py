@@ -61,10 +61,10 @@ def test_checkpoint_records_progress(trained_run):
     """The last checkpoint holds both networks, the optimizer, the step and update counts."""
     config, run_dir, _ = trained_run
     state = load_checkpoint(run_dir)
-    assert {"actor", "critic", "optimizer", "config", "obs_dim", "action_space", "normalizer"} <= set(state)
+    assert {"actor", "critic", "optimizer", "config", "obs_shape", "action_space", "normalizer"} <= set(state)
     assert state["global_step"] == 512
     assert state["update"] == 512 // config.rollout_size  # whole rollouts of n_steps * num_envs
-    assert (state["obs_dim"], state["action_space"]) == (4, {"n": 2})
+    assert (state["obs_shape"], state["action_space"]) == ([4], {"n": 2})
 
 
 def test_missing_checkpoint_is_a_config_error(tmp_path):

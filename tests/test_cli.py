@@ -83,7 +83,7 @@ def test_cli_group_choices_and_key_overrides(tmp_path):
     assert saved.agent.policy_clip == 0.1 and saved.seed == 3
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert state["config"]["env"]["id"] == "Acrobot-v1" and state["config"]["seed"] == 3
-    assert state["obs_dim"] == 6 and state["action_space"] == {"n": 3}
+    assert state["obs_shape"] == [6] and state["action_space"] == {"n": 3}
     assert state["actor"]["body.0.weight"].shape == (256, 6)
 
 

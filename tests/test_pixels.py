@@ -309,10 +309,3 @@ def test_an_optional_envs_missing_package_is_one_line_naming_its_extra(monkeypat
             register_optional_envs(env_id)
     register_optional_envs("CartPole-v1")  # any other id: nothing to do
 
-
-def test_checkpoints_older_than_images_are_read_as_vectors():
-    """A checkpoint that holds only obs_dim was saved for flat observations of that length."""
-    old = {"obs_dim": 4, "action_space": {"n": 2}, "config": {"env": {"id": "CartPole-v1"}}}
-    check_spaces(old, 4, {"n": 2}, "CartPole-v1", "old.pt")
-    with pytest.raises(ConfigError, match=r"saved for 4 observations .* has \(3, 10, 10\) images"):
-        check_spaces(old, (3, 10, 10), {"n": 2}, "x", "old.pt")

@@ -399,13 +399,14 @@ def test_search_direction_goes_with_the_objective(objective, direction):
 # Run names, from the sweep's multirun.yaml
 # --------------------------------------------------------------------------------------------
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # as multirun.yaml names it
-OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+BASIC_SWEEPER = "basic"  # the hydra/sweeper choice, as multirun.yaml records it
+OPTUNA_SWEEPER = "optuna"
 
 
 def write_sweep(sweep_dir: Path, task=(), params=None, sweeper=BASIC_SWEEPER) -> Path:
     """A ``multirun.yaml`` with the parts that name runs: the command line's overrides and the sweeper."""
-    OmegaConf.save({"hydra": {"overrides": {"task": list(task)}, "sweeper": {"_target_": sweeper, "params": params}}},
+    OmegaConf.save({"hydra": {"overrides": {"task": list(task)}, "sweeper": {"params": params},
+                              "runtime": {"choices": {"hydra/sweeper": sweeper}}}},
                    sweep_dir / "multirun.yaml")
     return sweep_dir
 
