@@ -70,6 +70,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu",
 def policy_from_checkpoint(state: dict, source: str, device: str | torch.device = "cpu",
                            config: Config | None = None) -> tuple[Policy, Config]:
     """:func:`load_policy` for a checkpoint already loaded from ``source``."""
+    require_fields(state, POLICY_FIELDS, source, "loaded as a policy")
     config = config or to_config(state["config"])
     saved_env = state["config"]["env"]["id"]
     if saved_env != config.env.id:
@@ -89,6 +90,18 @@ def policy_from_checkpoint(state: dict, source: str, device: str | torch.device 
 def describe_obs_shape(shape: tuple[int, ...]) -> str:
     """``4 observations`` for a vector, ``(4, 84, 84) images`` for images: a shape in words, for messages."""
     return f"{shape[0]} observations" if len(shape) == 1 else f"{shape} images"
+
+
+POLICY_FIELDS = ("actor", "config", "obs_shape", "action_space", "normalizer")
+"""What a checkpoint must hold to be loaded as a policy."""
+
+
+def require_fields(state: dict, fields, source: str, purpose: str) -> None:
+    """Raise :class:`ConfigError` naming the fields ``state`` lacks (a file of another format)."""
+    missing = [name for name in fields if name not in state]
+    if missing:
+        raise ConfigError(f"checkpoint={source!r} cannot be {purpose}: it lacks {', '.join(missing)} "
+                          "(not a checkpoint of this version of ppo)")
 
 
 def check_spaces(state: dict, obs_shape: int | tuple[int, ...], action_spec: dict, env_id: str, source: str) -> None:

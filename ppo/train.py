@@ -29,7 +29,8 @@ from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 
 from ppo.buffer import Rollout, minibatches, storage_dtype, trainable_samples
-from ppo.checkpoint import CHECKPOINT_DIR, LAST, check_spaces, load_checkpoint, load_weights, save_checkpoint
+from ppo.checkpoint import (CHECKPOINT_DIR, LAST, POLICY_FIELDS, check_spaces, load_checkpoint, load_weights,
+                            require_fields, save_checkpoint)
 from ppo.compile import compile_if_it_pays
 from ppo.config import AgentConfig, Config, ConfigError, DeviceConfig, TrainingDiverged, to_dict
 from ppo.dashboard import custom_scalars_layout
@@ -295,6 +296,7 @@ class TrainingState:
         """:meth:`load_state_dict` after checking that the checkpoint fits this run (env, network
         shape, normalization) and has work left: a finished run goes on only with a larger
         ``train.total_timesteps``. Raises :class:`ConfigError` naming what does not fit."""
+        require_fields(saved, [*self.state_dict(), *POLICY_FIELDS, "finished"], source, "resumed")
         saved_budget = saved["config"]["train"]["total_timesteps"]
         if saved["finished"] and config.train.total_timesteps <= saved_budget:
             raise ConfigError(f"checkpoint={source!r} cannot be resumed: its run finished at env step "

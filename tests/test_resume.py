@@ -395,3 +395,18 @@ def test_a_normalizing_run_cannot_resume_from_a_checkpoint_without_statistics(tm
     save_checkpoint(tmp_path / "checkpoints" / "last.pt", state)
     with pytest.raises(ConfigError, match="env.normalize_observations"):
         train(toy_config(total=64, normalize=True), tmp_path, resume=True)
+
+
+def test_a_checkpoint_of_another_format_is_one_clear_error(tmp_path):
+    """A checkpoint that lacks fields this version saves (another version's, say) is refused naming
+    them, for resume and for loading the policy, instead of a KeyError."""
+    from ppo.checkpoint import load_policy, save_checkpoint
+
+    train(toy_config(total=32), tmp_path)
+    state = load_checkpoint(tmp_path)
+    del state["run_stats"], state["obs_shape"]
+    save_checkpoint(tmp_path / "checkpoints" / "last.pt", state)
+    with pytest.raises(ConfigError, match="cannot be resumed: it lacks run_stats, obs_shape"):
+        train(toy_config(total=64), tmp_path, resume=True)
+    with pytest.raises(ConfigError, match="cannot be loaded as a policy: it lacks obs_shape"):
+        load_policy(tmp_path)
