@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from suite import run_to_the_end  # beside this script: python puts its folder first on the path
 
 GAMES = {"breakout": "MinAtar/Breakout-v1", "space_invaders": "MinAtar/SpaceInvaders-v1",
          "asterix": "MinAtar/Asterix-v1", "freeway": "MinAtar/Freeway-v1", "seaquest": "MinAtar/Seaquest-v1"}
@@ -50,20 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(game: str, seed: int, out: Path, steps: int, eval_episodes: int) -> bool:
     """One run through the CLI; True when it finished (or had before)."""
-    run_dir = out / game / f"seed_{seed}"
-    if (run_dir / "metrics.json").is_file():
-        return True
-    if (run_dir / "checkpoints" / "last.pt").is_file():  # stopped on the way: go on from its checkpoint
-        arguments = [f"resume={run_dir}", "train.progress=false"]
-    else:
-        arguments = ["experiment=minatar", f"env.id={GAMES[game]}", f"seed={seed}", f"train.total_timesteps={steps}",
-                     f"train.eval_episodes={eval_episodes}", "train.progress=false", f"hydra.run.dir={run_dir}"]
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "ppo.run", *arguments], capture_output=True, text=True)
-    last_line = (result.stderr.strip().splitlines() or ["no message"])[-1]
-    status = "done" if result.returncode == 0 else f"FAILED (exit {result.returncode}: {last_line})"
-    print(f"{game} seed {seed}: {status} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    return result.returncode == 0
+    return run_to_the_end(f"{game} seed {seed}", out / game / f"seed_{seed}",
+                          ["experiment=minatar", f"env.id={GAMES[game]}", f"seed={seed}",
+                           f"train.total_timesteps={steps}", f"train.eval_episodes={eval_episodes}"])
 
 
 def write_report(out: Path, games: list[str], seeds: list[int]) -> str:
@@ -78,9 +66,10 @@ def write_report(out: Path, games: list[str], seeds: list[int]) -> str:
         if not run_dirs:
             continue
         metrics = [json.loads((run_dir / "metrics.json").read_text()) for run_dir in run_dirs]
-        finals = np.array([m["final_score"] for m in metrics])
-        per_seed = ", ".join(f"{score:.1f}" for score in finals)
-        lines.append(f"| {game} | {finals.mean():.1f} ± {finals.std():.1f} | {per_seed} | {RANDOM_SCORES[game]} | "
+        finals = np.array([m["final_score"] for m in metrics if m["final_score"] is not None])  # null: no evaluation
+        per_seed = ", ".join(f"{score:.1f}" for score in finals) or "no evaluation"
+        mean_std = f"{finals.mean():.1f} ± {finals.std():.1f}" if finals.size else "n/a"
+        lines.append(f"| {game} | {mean_std} | {per_seed} | {RANDOM_SCORES[game]} | "
                      f"{metrics[0]['budget']:,} | {np.mean([m['steps_per_second'] for m in metrics]):.0f} |")
         curves[game] = run_dirs
     table = "\n".join(lines)

@@ -129,19 +129,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(env: str, seed: int, out: Path, eval_episodes: int) -> bool:
     """One run of the env's tuned experiment through the CLI; True when it finished (or had before)."""
-    run_dir = out / env / f"seed_{seed}"
+    return run_to_the_end(f"{env} seed {seed}", out / env / f"seed_{seed}",
+                          [f"experiment={env}_tuned", f"seed={seed}", f"train.eval_episodes={eval_episodes}"])
+
+
+def run_to_the_end(label: str, run_dir: Path, overrides: list[str]) -> bool:
+    """Train ``run_dir`` through the CLI with ``overrides``, or resume it where a stopped run left its
+    checkpoint; True when it finished (or had before). Prints one line per run, led by ``label``."""
     if (run_dir / "metrics.json").is_file():
         return True
     start = time.perf_counter()
     if (run_dir / "checkpoints" / "last.pt").is_file():  # stopped on the way: go on from its checkpoint
         arguments = [f"resume={run_dir}", "train.progress=false"]
     else:
-        arguments = [f"experiment={env}_tuned", f"seed={seed}", "train.progress=false",
-                     f"train.eval_episodes={eval_episodes}", f"hydra.run.dir={run_dir}"]
+        arguments = [*overrides, "train.progress=false", f"hydra.run.dir={run_dir}"]
     result = subprocess.run([sys.executable, "-m", "ppo.run", *arguments], capture_output=True, text=True)
     last_line = (result.stderr.strip().splitlines() or ["no message"])[-1]
     status = "done" if result.returncode == 0 else f"FAILED (exit {result.returncode}: {last_line})"
-    print(f"{env} seed {seed}: {status} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    print(f"{label}: {status} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return result.returncode == 0
 
 
