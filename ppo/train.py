@@ -424,7 +424,7 @@ def log_update(writer: SummaryWriter, state: TrainingState, losses: PPOLoss | No
                "diagnostics/policy_clip": policy_clip}
     if losses is not None:
         scalars.update({LOSS_TAGS[name]: value for name, value in losses._asdict().items()})
-        scalars["loss/total"] = losses.actor + agent.critic_coef * losses.critic - agent.entropy_coef * losses.entropy
+        scalars["loss/total"] = total_loss(losses, agent)
         scalars["diagnostics/explained_variance"] = explained
     if isinstance(state.actor, GaussianActor):  # how much the policy still explores
         scalars["diagnostics/action_std"] = state.actor.log_std.exp().mean().item()
@@ -494,10 +494,16 @@ def minibatch_loss(actor: Actor, critic: Critic, agent: AgentConfig, policy_clip
         old_values=old_values,
         value_clip=agent.value_clip,
     )
+    return total_loss(loss, agent), loss
+
+
+def total_loss(loss: PPOLoss, agent: AgentConfig):
+    """``actor + critic_coef * critic - entropy_coef * entropy``, of a minibatch's tensors or of an
+    update's mean floats."""
     total = loss.actor + agent.critic_coef * loss.critic
     if agent.entropy_coef:  # else no backward pass through the entropy
         total = total - agent.entropy_coef * loss.entropy
-    return total, loss
+    return total
 
 
 def linear_decay(start: float, update: int, num_updates: int) -> float:
