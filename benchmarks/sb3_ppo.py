@@ -5,15 +5,15 @@ training episodes first reaches the solved score. Needs the ``bench`` extra (``p
     python benchmarks/sb3_ppo.py --seed 1 --out metrics.json                  # RL Zoo's CartPole-v1 settings
     python benchmarks/sb3_ppo.py --seed 1 --total-timesteps 50000 --no-stop   # throughput only
     python benchmarks/sb3_ppo.py --env HalfCheetah-v5 --total-timesteps 100000 --no-stop  # needs the mujoco extra
+    python benchmarks/sb3_ppo.py --env Hopper-v5 --total-timesteps 1000000 --no-stop --eval-episodes 20
 
 The defaults are RL Zoo's tuned hyperparameters for CartPole-v1 (rl-baselines3-zoo,
 hyperparams/ppo.yml): 8 envs, n_steps 32, batch 256, 20 epochs, λ 0.8, γ 0.98, entropy 0, learning
 rate and clip range decayed linearly from 1e-3 and 0.2; SB3's default MlpPolicy (separate 64x64 tanh
-actor and critic), max_grad_norm 0.5, vf_coef 0.5. ``--env HalfCheetah-v5`` takes RL Zoo's
-HalfCheetah settings instead, as conf/experiment/half_cheetah_tuned.yaml has them: VecNormalize
-(observations and rewards, γ 0.98), 1 env, n_steps 512, batch 64, 20 epochs, λ 0.92, lr 2.0633e-5,
-clip 0.1, entropy 4.01762e-4, vf_coef 0.58096, max_grad_norm 0.8, separate 256x256 ReLU actor and
-critic without orthogonal init, log-std starting at -2.
+actor and critic), max_grad_norm 0.5, vf_coef 0.5. ``--env HalfCheetah-v5`` and ``--env Hopper-v5``
+take RL Zoo's settings for that env instead, as conf/experiment/<env>_tuned.yaml has them
+(``RL_ZOO_MUJOCO``). The metrics also hold the 100-episode mean every 10k steps (``curve``) and, with
+``--eval-episodes``, the deterministic policy's scores after training.
 """
 
 from __future__ import annotations
@@ -32,6 +32,20 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 
+# RL Zoo's PPO settings (hyperparams/ppo.yml, as conf/experiment/<env>_tuned.yaml has them), beside
+# what every one of them shares: VecNormalize (γ the agent's), 1 env x 512 steps, separate ReLU actor
+# and critic without orthogonal init, log-std starting at -2.
+RL_ZOO_MUJOCO = {
+    "HalfCheetah-v5": dict(batch_size=64, n_epochs=20, gae_lambda=0.92, gamma=0.98, ent_coef=0.000401762,
+                           learning_rate=2.0633e-05, clip_range=0.1, max_grad_norm=0.8, vf_coef=0.58096,
+                           net_arch=[256, 256]),
+    "Hopper-v5": dict(batch_size=32, n_epochs=5, gae_lambda=0.99, gamma=0.999, ent_coef=0.00229519,
+                      learning_rate=9.80828e-05, clip_range=0.2, max_grad_norm=0.7, vf_coef=0.835671,
+                      net_arch=[256, 256]),
+}
+CURVE_EVERY = 10_000  # env steps between the points of the recorded 100-episode mean
+
+
 def linear(start: float):
     """SB3 schedules take the remaining progress, 1 -> 0."""
     return lambda progress_remaining: progress_remaining * start
@@ -48,6 +62,7 @@ class SolvedCallback(BaseCallback):
         self.best_mean = self.best_score = -np.inf
         self.episodes = 0
         self.steps_to_solve = self.seconds_to_solve = None
+        self.curve: list[tuple[int, float]] = []  # (env step, 100-episode mean) every CURVE_EVERY steps
         self.start = time.perf_counter()
 
     def _on_training_start(self) -> None:
@@ -66,6 +81,8 @@ class SolvedCallback(BaseCallback):
                     if self.steps_to_solve is None and mean >= self.threshold:
                         self.steps_to_solve = self.num_timesteps
                         self.seconds_to_solve = time.perf_counter() - self.start
+        if self.recent and self.num_timesteps // CURVE_EVERY > len(self.curve):
+            self.curve.append((self.num_timesteps, float(np.mean(self.recent))))
         return not (self.stop and self.steps_to_solve is not None)
 
 
@@ -76,17 +93,19 @@ def main() -> None:
     parser.add_argument("--total-timesteps", type=int, default=100_000)
     parser.add_argument("--threshold", type=float, default=475.0)
     parser.add_argument("--no-stop", action="store_true", help="train the whole budget even once solved")
+    parser.add_argument("--eval-episodes", type=int, default=0,
+                        help="deterministic episodes after training, observations normalized with the frozen statistics")
     parser.add_argument("--out", type=Path, help="write the metrics here as JSON (else print them)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    if args.env == "HalfCheetah-v5":
-        envs = VecNormalize(make_vec_env(args.env, n_envs=1, seed=args.seed), gamma=0.98)
-        model = PPO("MlpPolicy", envs, n_steps=512, batch_size=64, n_epochs=20, gae_lambda=0.92, gamma=0.98,
-                    ent_coef=0.000401762, learning_rate=2.0633e-05, clip_range=0.1, max_grad_norm=0.8,
-                    vf_coef=0.58096, seed=args.seed, device="cpu", verbose=0,
+    if args.env in RL_ZOO_MUJOCO:
+        settings = dict(RL_ZOO_MUJOCO[args.env])
+        net_arch = settings.pop("net_arch")
+        envs = VecNormalize(make_vec_env(args.env, n_envs=1, seed=args.seed), gamma=settings["gamma"])
+        model = PPO("MlpPolicy", envs, n_steps=512, **settings, seed=args.seed, device="cpu", verbose=0,
                     policy_kwargs=dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
-                                       net_arch=dict(pi=[256, 256], vf=[256, 256])))
+                                       net_arch=dict(pi=net_arch, vf=net_arch)))
     else:
         envs = make_vec_env(args.env, n_envs=8, seed=args.seed)
         model = PPO("MlpPolicy", envs, n_steps=32, batch_size=256, n_epochs=20, gae_lambda=0.8, gamma=0.98,
@@ -105,11 +124,32 @@ def main() -> None:
         "global_step": model.num_timesteps,
         "train_seconds": train_seconds,
         "steps_per_second": model.num_timesteps / train_seconds,
+        "last_mean_score_100": float(np.mean(callback.recent)) if callback.recent else None,
+        "curve": callback.curve,
     }
+    if args.eval_episodes:
+        scores = evaluate(model, args.env, args.seed, args.eval_episodes)
+        metrics.update(final_score=float(np.mean(scores)), final_score_std=float(np.std(scores)), eval_scores=scores)
     if args.out:
         args.out.write_text(json.dumps(metrics, indent=2) + "\n")
     else:
         print(json.dumps(metrics, indent=2))
+
+
+def evaluate(model: PPO, env_id: str, seed: int, episodes: int) -> list[float]:
+    """Scores of ``episodes`` episodes of the deterministic policy in a fresh env (as RL Zoo evaluates),
+    with the training run's observation statistics frozen when it normalized them."""
+    envs = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
+    training_envs = model.get_env()
+    if isinstance(training_envs, VecNormalize):
+        envs = VecNormalize(envs, training=False, norm_reward=False)
+        envs.obs_rms = training_envs.obs_rms
+    scores, obs = [], envs.reset()
+    while len(scores) < episodes:
+        actions, _ = model.predict(obs, deterministic=True)
+        obs, _, dones, infos = envs.step(actions)
+        scores += [float(info["episode"]["r"]) for info, done in zip(infos, dones) if done and "episode" in info]
+    return scores
 
 
 if __name__ == "__main__":

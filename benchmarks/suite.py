@@ -190,12 +190,12 @@ def progress_so_far(env: str, run_dir: Path) -> dict:
 
 
 def _solved_score(config: dict) -> float | None:
-    """The run's solved score: its config's, else gymnasium's reward_threshold for the id (as training uses)."""
-    if config["env"]["solved_score"] is not None:
-        return config["env"]["solved_score"]
-    import gymnasium as gym
+    """The run's solved score, as training reads it from the run's saved env config."""
+    from omegaconf import OmegaConf
 
-    return gym.spec(config["env"]["id"]).reward_threshold
+    from ppo.envs import solved_score
+
+    return solved_score(OmegaConf.create(config["env"]))
 
 
 def _saved_config(run_dir: Path) -> dict:

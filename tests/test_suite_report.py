@@ -120,3 +120,33 @@ def test_the_mujoco_suite_runs_one_seed_of_every_env_first_and_resumes_stopped_r
                        ("experiment=walker2d_tuned", "seed=2"),
                        (f"resume={tmp_path / 'ant' / 'seed_2'}", "train.progress=false"),
                        ("experiment=swimmer_tuned", "seed=2")]
+
+
+@pytest.fixture(scope="module")
+def atari(suite):
+    """benchmarks/atari.py as a module; it imports run_to_the_end from the suite beside it."""
+    spec = importlib.util.spec_from_file_location("atari_benchmark", SUITE.parent / "atari.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["suite"] = suite
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules["suite"]
+    return module
+
+
+def test_the_atari_table_reads_our_curve_at_cleanrls_steps(tmp_path, atari):
+    """Breakout finished 1M steps, its 100-episode mean 5 at 200k and 21 at 1M: at 0.25M the
+    interpolated 6.0 stands beside CleanRL's 6.5, at 1M 21.0 beside 19.5, and its greedy score comes
+    from metrics.json. Pong stopped at 400k: its 1M cell is empty and it is marked unfinished."""
+    fake_mujoco_run(tmp_path, "breakout", "ALE/Breakout-v5", 1, [(200_000, 5.0), (1_000_000, 21.0)],
+                    {"final_score": 31.5, "final_score_std": 4.5, "steps_per_second": 210.0})
+    fake_mujoco_run(tmp_path, "pong", "ALE/Pong-v5", 1, [(100_000, -21.0), (400_000, -20.0)], None)
+    table = atari.write_report(tmp_path, ["breakout", "pong"], [1])
+    breakout = next(line for line in table.splitlines() if line.startswith("| ALE/Breakout-v5"))
+    assert "| 6.0 / 6.5 | 11.0 / 10.9 | 21.0 / 19.5 |" in breakout
+    assert "| 31.5 ± 4.5 (20) | 414.66 ± 28.09 | 210 |" in breakout
+    pong = next(line for line in table.splitlines() if line.startswith("| ALE/Pong-v5"))
+    assert "| — / -8.5 | unfinished |" in pong and "| 400,000 |" in pong
+    assert "fe8d8a03" in table
+    assert (tmp_path / "learning_curves.png").stat().st_size > 0
