@@ -10,8 +10,8 @@ training episodes first reaches the solved score. Needs the ``bench`` extra (``p
 The defaults are RL Zoo's tuned hyperparameters for CartPole-v1 (rl-baselines3-zoo,
 hyperparams/ppo.yml): 8 envs, n_steps 32, batch 256, 20 epochs, λ 0.8, γ 0.98, entropy 0, learning
 rate and clip range decayed linearly from 1e-3 and 0.2; SB3's default MlpPolicy (separate 64x64 tanh
-actor and critic), max_grad_norm 0.5, vf_coef 0.5. ``--env HalfCheetah-v5`` and ``--env Hopper-v5``
-take RL Zoo's settings for that env instead, as conf/experiment/<env>_tuned.yaml has them
+actor and critic), max_grad_norm 0.5, vf_coef 0.5. ``--env HalfCheetah-v5``, ``Hopper-v5`` and
+``Walker2d-v5`` take RL Zoo's settings for that env instead, as conf/experiment/<env>_tuned.yaml has them
 (``RL_ZOO_MUJOCO``). The metrics also hold the 100-episode mean every 10k steps (``curve``) and, with
 ``--eval-episodes``, the deterministic policy's scores after training.
 """
@@ -32,16 +32,20 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 
-# RL Zoo's PPO settings (hyperparams/ppo.yml, as conf/experiment/<env>_tuned.yaml has them), beside
-# what every one of them shares: VecNormalize (γ the agent's), 1 env x 512 steps, separate ReLU actor
-# and critic without orthogonal init, log-std starting at -2.
+# RL Zoo's PPO settings (hyperparams/ppo.yml, as conf/experiment/<env>_tuned.yaml has them); all three
+# normalize observations and rewards (VecNormalize, γ the agent's) and run 1 env x 512 steps.
+TUNED_POLICY = dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
+                    net_arch=dict(pi=[256, 256], vf=[256, 256]))
 RL_ZOO_MUJOCO = {
     "HalfCheetah-v5": dict(batch_size=64, n_epochs=20, gae_lambda=0.92, gamma=0.98, ent_coef=0.000401762,
                            learning_rate=2.0633e-05, clip_range=0.1, max_grad_norm=0.8, vf_coef=0.58096,
-                           net_arch=[256, 256]),
+                           policy_kwargs=TUNED_POLICY),
     "Hopper-v5": dict(batch_size=32, n_epochs=5, gae_lambda=0.99, gamma=0.999, ent_coef=0.00229519,
                       learning_rate=9.80828e-05, clip_range=0.2, max_grad_norm=0.7, vf_coef=0.835671,
-                      net_arch=[256, 256]),
+                      policy_kwargs=TUNED_POLICY),
+    # no policy_kwargs: SB3's default MlpPolicy (64x64 tanh, orthogonal init, log-std starting at 0)
+    "Walker2d-v5": dict(batch_size=32, n_epochs=20, gae_lambda=0.95, gamma=0.99, ent_coef=0.000585045,
+                        learning_rate=5.05041e-05, clip_range=0.1, max_grad_norm=1.0, vf_coef=0.871923),
 }
 CURVE_EVERY = 10_000  # env steps between the points of the recorded 100-episode mean
 
@@ -100,12 +104,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     if args.env in RL_ZOO_MUJOCO:
-        settings = dict(RL_ZOO_MUJOCO[args.env])
-        net_arch = settings.pop("net_arch")
+        settings = RL_ZOO_MUJOCO[args.env]
         envs = VecNormalize(make_vec_env(args.env, n_envs=1, seed=args.seed), gamma=settings["gamma"])
-        model = PPO("MlpPolicy", envs, n_steps=512, **settings, seed=args.seed, device="cpu", verbose=0,
-                    policy_kwargs=dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
-                                       net_arch=dict(pi=net_arch, vf=net_arch)))
+        model = PPO("MlpPolicy", envs, n_steps=512, **settings, seed=args.seed, device="cpu", verbose=0)
     else:
         envs = make_vec_env(args.env, n_envs=8, seed=args.seed)
         model = PPO("MlpPolicy", envs, n_steps=32, batch_size=256, n_epochs=20, gae_lambda=0.8, gamma=0.98,
