@@ -242,7 +242,7 @@ def markdown(rows: list[dict], unfinished: list[dict] = ()) -> str:
         best_mean = f"{r['best_mean_100']:.1f}" if r["best_mean_100"] is not None else "— (< 100 episodes)"
         lines.append(
             f"| {r['env_id']} | {r['budget']:,} | {r['score_mean']:.1f} ± {r['score_std_over_seeds']:.1f} "
-            f"({r['seeds']} seeds) | {r['score_mean']:.1f} ± {r['score_std_pooled']:.1f} "
+            f"({r['seeds']} seed{'s' if r['seeds'] > 1 else ''}) | {r['score_mean']:.1f} ± {r['score_std_pooled']:.1f} "
             f"({r['seeds'] * r['eval_episodes']} episodes) | {solved} | {best_mean} "
             f"| {r['train_seconds']:.0f} | {r['rl_zoo_mean']:.1f} ± {r['rl_zoo_std']:.1f} "
             f"({r['rl_zoo_env']}, {r['rl_zoo_budget']:,} steps) |")

@@ -76,6 +76,30 @@ def test_tuned_experiment_is_rl_zoos_entry_key_by_key(preset):
     assert config.train.total_timesteps == 1_000_000
 
 
+# cleanrl/ppo_continuous_action.py's Args at commit fe8d8a03, by our names. CleanRL's critic loss is
+# 0.5 x mean squared error (clipped with clip_coef), weighed by vf_coef 0.5: 0.25 of our plain mean.
+CLEANRL_CONTINUOUS = {"env.num_envs": 1, "agent.n_steps": 2048, "agent.batch_size": 2048 // 32,
+                      "agent.n_epochs": 10, "agent.lr": 3e-4, "agent.anneal_lr": True, "agent.gamma": 0.99,
+                      "agent.gae_lambda": 0.95, "agent.policy_clip": 0.2, "agent.value_clip": 0.2,
+                      "agent.critic_coef": 0.5 * 0.5, "agent.entropy_coef": 0.0, "agent.max_grad_norm": 0.5,
+                      "agent.normalize_advantages": True, "network.hidden_sizes": [64, 64],
+                      "network.activation": "tanh", "network.orthogonal_init": True,
+                      "network.log_std_init": 0.0, "env.normalize_observations": True,
+                      "env.normalize_rewards": True, "env.clip_observations": 10.0, "env.clip_rewards": 10.0,
+                      "train.total_timesteps": 1_000_000}
+
+
+@pytest.mark.parametrize("env", ["hopper", "walker2d"])
+def test_cleanrl_experiment_is_cleanrls_continuous_defaults_on_any_mujoco_preset(env):
+    """``experiment=mujoco_cleanrl`` is CleanRL's ppo_continuous_action.py key by key, Hopper unless
+    ``env=`` picks another preset."""
+    config = make_config(["experiment=mujoco_cleanrl"] + ([] if env == "hopper" else [f"env={env}"]))
+    for our_key, expected in CLEANRL_CONTINUOUS.items():
+        group, key = our_key.split(".")
+        assert getattr(getattr(config, group), key) == pytest.approx(expected), our_key
+    assert config.env.id == MUJOCO_PRESETS[env]
+
+
 @pytest.mark.parametrize("preset", sorted(MUJOCO_PRESETS))
 def test_env_preset_is_the_v5_id_normalized(preset):
     """``env=<preset>`` alone (any agent) picks the v5 id with RL Zoo's normalization."""
