@@ -74,7 +74,12 @@ class AgentConfig:
     entropy_coef: float = 0.0
     """c₂: weight of the entropy bonus (subtracted from the total loss). The tutorial uses 0."""
     max_grad_norm: Optional[float] = 0.5
-    """Clip each network's gradient to this global L2 norm; null turns clipping off."""
+    """Clip each network's gradient to this global L2 norm (both networks' together with
+    ``clip_grad_jointly``); null turns clipping off."""
+    clip_grad_jointly: bool = False
+    """Clip the actor's and the critic's gradients as one vector, as SB3 and CleanRL do: a large
+    critic gradient then shortens the actor's step too. Off, each network is clipped on its own. A
+    shared torso is one network either way."""
     normalize_advantages: bool = True
     """Standardize advantages per minibatch (zero mean, unit std)."""
 

@@ -453,6 +453,8 @@ def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, s
     minibatch_loss_fn = minibatch_loss_fn or minibatch_loss
     obs, actions, old_log_probs, advantages, returns, old_values = samples
     param_groups = [group["params"] for group in optimizer.param_groups]
+    if agent.clip_grad_jointly:
+        param_groups = [[param for group in param_groups for param in group]]
     sums, n_minibatches = None, 0
     for _epoch in range(agent.n_epochs):
         for batch in minibatches(len(obs), agent.batch_size, generator):

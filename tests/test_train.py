@@ -556,3 +556,34 @@ def test_steps_to_solve_objective_needs_a_solved_score(tmp_path):
     with pytest.raises(ConfigError, match="train.objective='steps_to_solve' is not allowed: .* has no solved score"):
         train(config, tmp_path)
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("jointly", [False, True])
+def test_gradients_are_clipped_per_network_or_jointly(jointly):
+    """One SGD step of size 1 moves the parameters by minus the clipped gradient. Returns of 1000 make
+    both gradients far longer than max_grad_norm 0.1: clipped per network, each network moves by
+    exactly 0.1; with ``agent.clip_grad_jointly``, the two moves together measure 0.1 (SB3's and
+    CleanRL's clipping), and the critic's far larger gradient leaves the actor a tiny step."""
+    from ppo.networks import parameter_groups
+    from ppo.timing import PhaseTimer
+    from ppo.train import ppo_update
+
+    torch.manual_seed(0)
+    net = NetworkConfig()
+    actor, critic = CategoricalActor(4, 2, net), Critic(4, net)
+    optimizer = torch.optim.SGD([{"params": group} for group in parameter_groups(actor, critic)], lr=1.0)
+    obs, actions = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    with torch.no_grad():
+        old_log_probs = actor.log_prob(actor(obs), actions)
+    samples = (obs, actions, old_log_probs, torch.randn(16), torch.full((16,), 1000.0), torch.zeros(16))
+    before = [torch.nn.utils.parameters_to_vector(model.parameters()).clone() for model in (actor, critic)]
+    agent = AgentConfig(n_epochs=1, batch_size=16, max_grad_norm=0.1, entropy_coef=0.01, clip_grad_jointly=jointly)
+    ppo_update(actor, critic, optimizer, samples, agent, 0.2, torch.Generator(), PhaseTimer())
+    with torch.no_grad():
+        moves = torch.stack([(torch.nn.utils.parameters_to_vector(model.parameters()) - start).norm()
+                             for model, start in zip((actor, critic), before)])
+    if jointly:
+        assert moves.norm().item() == pytest.approx(0.1, rel=1e-4)
+        assert moves[0].item() < 0.01
+    else:
+        assert moves.tolist() == pytest.approx([0.1, 0.1], rel=1e-4)
