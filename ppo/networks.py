@@ -295,9 +295,9 @@ def policy_and_values(actor: Actor, critic: Critic, obs: torch.Tensor) -> tuple[
 
 
 def parameter_groups(actor: Actor, critic: Critic) -> list[list[nn.Parameter]]:
-    """The parameters to optimize, each once, as groups whose gradients are clipped each to its own norm:
-    the actor's and the critic's for separate networks; all of them as one group for a shared torso,
-    whose gradient is the summed loss's (as CleanRL clips it)."""
+    """The parameters to optimize, each once, as groups whose gradients are clipped each to its own norm
+    (unless ``agent.clip_grad_jointly``): the actor's and the critic's for separate networks; all of
+    them as one group for a shared torso, whose gradient is the summed loss's (as CleanRL clips it)."""
     actor_params = list(actor.parameters())
     if shared_torso(actor, critic) is None:
         return [actor_params, list(critic.parameters())]

@@ -258,8 +258,8 @@ class TrainingState:
         actor = make_actor(obs_shape, action_spec, config.network).to(device)
         critic = make_critic(obs_shape, config.network, actor).to(device)
         # Adam with eps 1e-5 as in SB3 and CleanRL; one parameter group per network (one for both when
-        # they share a torso), so that each group's gradient is clipped on its own, and the fused kernel
-        # updates a group in one op.
+        # they share a torso), so that each group's gradient can be clipped on its own (unless
+        # agent.clip_grad_jointly), and the fused kernel updates a group in one op.
         optimizer = torch.optim.Adam([{"params": group} for group in parameter_groups(actor, critic)],
                                      lr=config.agent.lr, eps=1e-5, fused=True)
         threshold = solved_score(config.env)
