@@ -61,7 +61,9 @@ def require_mujoco() -> None:
 def test_tuned_experiment_is_rl_zoos_entry_key_by_key(preset):
     """Every key of RL Zoo's entry (SB3's defaults where it says nothing) lands in our config under its
     translated name; normalize: true is both normalizations, with a constant learning rate and clip
-    range, plain value regression and one critic shape for both networks, over 1M steps of the v5 id."""
+    range, plain value regression, one critic shape for both networks and max_grad_norm over both
+    networks' gradients as one vector (SB3 clips the policy's parameters together), over 1M steps of
+    the v5 id."""
     config = make_config([f"experiment={preset}_tuned"])
     expected = {**SB3_DEFAULTS, **RL_ZOO[preset]}
     for sb3_key, our_key in TRANSLATION.items():
@@ -73,6 +75,7 @@ def test_tuned_experiment_is_rl_zoos_entry_key_by_key(preset):
     assert config.env.normalize_observations and config.env.normalize_rewards
     assert not config.agent.anneal_lr and not config.agent.anneal_policy_clip and config.agent.value_clip is None
     assert config.network.critic_hidden_sizes is None
+    assert config.agent.clip_grad_jointly
     assert config.train.total_timesteps == 1_000_000
 
 
