@@ -15,7 +15,7 @@ import difflib
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf, ValidationError
@@ -197,6 +197,10 @@ class EnvConfig:
     max_episode_steps: Optional[int] = None
     """Truncate episodes after this many agent steps; null keeps the id's own limit (Atari: 108,000
     frames, 27,000 steps; MinAtar: none)."""
+    kwargs: Optional[Dict[str, Any]] = None
+    """Keyword arguments for the env's constructor, passed through ``gymnasium.make`` (RL Zoo's
+    ``env_kwargs``), e.g. ``env.kwargs={contact_cost_weight:0}``; null: the id's defaults. The
+    observation and action spaces follow whatever these change."""
 
     def __post_init__(self) -> None:
         import gymnasium as gym
@@ -425,6 +429,8 @@ def expected_type(key: str) -> str | None:
         words = f"the group of keys {key}.*, set one at a time (e.g. {key}.{dataclasses.fields(hint)[0].name}=...)"
     elif typing.get_origin(hint) in (list, List):
         words = "a list of integers, e.g. [64,64]"
+    elif typing.get_origin(hint) in (dict, Dict):
+        words = "a mapping of names to values, e.g. {contact_cost_weight:0}"
     else:
         words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
     return words + (", or null" if optional else "")

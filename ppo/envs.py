@@ -7,6 +7,7 @@ preprocessing, and channels-last images such as MinAtar's (10, 10, C) grids move
 from __future__ import annotations
 
 import importlib
+import inspect
 import signal
 
 import gymnasium as gym
@@ -39,8 +40,23 @@ def make_envs(env: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorE
         envs = _make_vector_env(env, num_envs or env.num_envs)
     except gym.error.DependencyNotInstalled as err:
         raise ConfigError(f"env.id={env.id!r} is not available here: {missing_dependency(err)}") from None
+    except TypeError as err:
+        if env.kwargs and "unexpected keyword argument" in str(err):
+            allowed = _constructor_arguments(env.id)
+            raise ConfigError(f"env.kwargs={env.kwargs} is not allowed: {str(err).split(' was raised')[0]}"
+                              + (f"; {env.id} takes {', '.join(allowed)}" if allowed else "")) from None
+        raise
     _check_spaces(envs, env)
     return envs
+
+
+def _constructor_arguments(env_id: str) -> list[str]:
+    """The keyword arguments that ``env_id``'s constructor names (empty where it cannot be read)."""
+    entry_point = gym.spec(env_id).entry_point
+    if isinstance(entry_point, str):
+        entry_point = gym.envs.registration.load_env_creator(entry_point)
+    parameters = inspect.signature(entry_point).parameters.values()
+    return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
 
 
 def missing_dependency(err: gym.error.DependencyNotInstalled) -> str:
@@ -87,7 +103,8 @@ def _make_vector_env(env: EnvConfig, num_envs: int, render_mode: str | None = No
         if spec.vector_entry_point is None:
             raise ConfigError(f"env.vectorization='vector_entry_point' is not allowed: {env.id} has no native "
                               "vector env; use sync, async or auto")
-        kwargs = {**(_atari_vector_kwargs(env) if is_atari(env.id) else {}), **_episode_limit(env)}
+        kwargs = {**(_atari_vector_kwargs(env) if is_atari(env.id) else {}), **_episode_limit(env),
+                  **(env.kwargs or {})}
         envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
         if envs.metadata.get("autoreset_mode") != autoreset_mode:
             envs.close()
@@ -98,7 +115,7 @@ def _make_vector_env(env: EnvConfig, num_envs: int, render_mode: str | None = No
         if vectorization == "async":
             vector_kwargs["worker"] = _signal_immune_worker
         kwargs, wrappers = _atari_wrappers(env) if is_atari(env.id) else ({}, [])
-        kwargs.update(_episode_limit(env))
+        kwargs.update(_episode_limit(env), **(env.kwargs or {}))
         if render_mode:
             kwargs["render_mode"] = render_mode
         wrappers.append(channels_first)

@@ -7,7 +7,7 @@ import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from conftest import IMAGE_ID, MULTI_DISCRETE_ID, TERMINATE_ID, TRUNCATE_ID, UNBOUNDED_ID
+from conftest import IMAGE_ID, MULTI_DISCRETE_ID, TERMINATE_ID, TRUNCATE_ID, UNBOUNDED_ID, make_config
 from ppo.config import ConfigError, EnvConfig
 from ppo.envs import EpisodeTracker, make_envs, solved_score
 
@@ -109,6 +109,43 @@ def test_truncation_by_time_limit_reaches_the_vector_env(mode):
         assert [bool(trunc[0]) for _, trunc in flags] == [False, False, False, True]
     finally:
         envs.close()
+
+
+def test_env_kwargs_reach_the_constructor_of_a_sync_env():
+    """``env.kwargs={length:5}`` from the command line overrides the toy env's registered length 3."""
+    config = make_config([f"env.id={TERMINATE_ID}", "env.num_envs=8", "env.kwargs={length:5}"])
+    assert config.env.kwargs == {"length": 5}
+    envs = make_envs(config.env)
+    try:
+        envs.reset(seed=0)
+        terminated = [envs.step(np.zeros(8, dtype=np.int64))[2].tolist() for _ in range(5)]
+        assert terminated == [[False] * 8] * 4 + [[True] * 8]
+    finally:
+        envs.close()
+
+
+def test_env_kwargs_reach_the_native_vector_env():
+    """CartPole's native vector env takes them too: Sutton and Barto's reward is 0 on a step that
+    does not end the episode, where the default gives 1."""
+    for kwargs, reward in [(None, 1.0), ({"sutton_barto_reward": True}, 0.0)]:
+        envs = make_envs(EnvConfig(id="CartPole-v1", num_envs=2, kwargs=kwargs))
+        try:
+            assert isinstance(envs, CartPoleVectorEnv)
+            envs.reset(seed=0)
+            assert envs.step(np.zeros(2, dtype=np.int64))[1].tolist() == [reward, reward]
+        finally:
+            envs.close()
+
+
+def test_unknown_env_kwarg_is_a_config_error_naming_env_kwargs_and_the_allowed_ones():
+    with pytest.raises(ConfigError, match=r"^env.kwargs=\{'lenght': 5\} is not allowed: .*unexpected keyword "
+                                          r"argument 'lenght'; TestCounterTerminate-v0 takes length, lengths, "):
+        make_envs(EnvConfig(id=TERMINATE_ID, num_envs=1, kwargs={"lenght": 5}))
+
+
+def test_env_kwargs_that_are_not_a_mapping_are_a_config_error():
+    with pytest.raises(ConfigError, match=r"^env.kwargs=5 is not allowed: a mapping of names to values"):
+        make_config(["env.kwargs=5"])
 
 
 def test_solved_score_prefers_the_config_then_gymnasium():
