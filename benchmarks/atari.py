@@ -95,7 +95,7 @@ def write_report(out: Path, games: list[str], seeds: list[int]) -> str:
                 cells.append(f"{'—' if ours is None else f'{ours:.1f}'} / {CLEANRL_CURVE[game][step]:g}")
             metrics_path = run_dir / "metrics.json"
             metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-            final = "unfinished"
+            final = "unfinished" if metrics is None else "no evaluation"
             if metrics and metrics.get("final_score") is not None:  # the saved config says how many episodes
                 episodes = OmegaConf.load(run_dir / ".hydra" / "config.yaml").train.eval_episodes
                 final = f"{metrics['final_score']:.1f} ± {metrics['final_score_std']:.1f} ({episodes})"

@@ -33,10 +33,13 @@ class Rollout:
 
     @classmethod
     def allocate(cls, n_steps: int, num_envs: int, obs_shape: int | tuple[int, ...], action_shape: tuple[int, ...] = (),
-                 action_dtype: torch.dtype = torch.long, obs_dtype: torch.dtype = torch.float32) -> Rollout:
+                 action_dtype: torch.dtype = torch.long, obs_dtype: torch.dtype = torch.float32,
+                 same_step_resets: bool = True) -> Rollout:
         """Zeroed storage for observations of ``obs_shape`` (an int: a vector's length) and ``obs_dtype``
         (see :func:`storage_dtype`); ``action_shape`` and ``action_dtype`` are the actor's (one index per
-        env for discrete actions, a float vector for Box actions)."""
+        env for discrete actions, a float vector for Box actions). Without ``same_step_resets``
+        (next-step autoreset mode) nothing fills ``final_obs``, which is then empty: an Atari rollout
+        would spend as much memory on it as on ``obs``."""
         obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
 
         def zeros(*trailing: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -45,7 +48,8 @@ class Rollout:
         return cls(
             obs=zeros(*obs_shape, dtype=obs_dtype), actions=zeros(*action_shape, dtype=action_dtype),
             log_probs=zeros(), rewards=zeros(), terminated=zeros(), ended=zeros(), trainable=zeros(dtype=torch.bool),
-            final_obs=zeros(*obs_shape, dtype=obs_dtype), has_final_obs=zeros(dtype=torch.bool),
+            final_obs=zeros(*obs_shape, dtype=obs_dtype) if same_step_resets else torch.zeros(0, dtype=obs_dtype),
+            has_final_obs=zeros(dtype=torch.bool),
         )
 
     def to(self, device: torch.device | str) -> Rollout:

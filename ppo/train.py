@@ -79,8 +79,6 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
                                                               state.generator, state.normalizer, state.stats)
     N, rollout_size = env_cfg.num_envs, config.rollout_size
     num_updates = math.ceil(train_cfg.total_timesteps / rollout_size)
-    rollout = Rollout.allocate(agent.n_steps, N, state.obs_shape, actor.action_shape, actor.action_dtype,
-                               obs_dtype=storage_dtype(envs.single_observation_space.dtype))
     writer = open_writer(out_dir, config, resumed=saved is not None,
                          continuous_actions=isinstance(actor, GaussianActor), global_step=state.global_step)
     log.info("%s %s in %s | %s | tensorboard --logdir %s", "Resuming" if saved else "Training", env_cfg.id, out_dir,
@@ -93,6 +91,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
     env_seed = config.seed if saved is None else resumed_env_seed(config.seed, state.update)
     env_state = EnvState.reset(envs, env_seed, normalizer, resumed=saved is not None,
                                terminal_on_life_loss=env_cfg.terminal_on_life_loss)
+    rollout = Rollout.allocate(agent.n_steps, N, state.obs_shape, actor.action_shape, actor.action_dtype,
+                               obs_dtype=storage_dtype(envs.single_observation_space.dtype),
+                               same_step_resets=not env_state.next_step_reset)
     last_checkpoint = (state.update, state.global_step) if saved is not None else None
     interrupted = None  # the name of the signal that stopped the run early
     stop = StopSignals()

@@ -134,6 +134,13 @@ def test_allocate_shapes_and_dtypes():
         assert not tensor.any(), name
 
 
+def test_next_step_resets_allocate_no_final_obs():
+    """In next-step autoreset mode no final obs is stored: that storage is empty, the rest as always."""
+    rollout = Rollout.allocate(5, 3, (4, 84, 84), obs_dtype=torch.uint8, same_step_resets=False)
+    assert rollout.final_obs.numel() == 0 and rollout.final_obs.dtype == torch.uint8
+    assert rollout.obs.shape == (5, 3, 4, 84, 84) and rollout.has_final_obs.shape == (5, 3)
+
+
 def test_allocated_fields_do_not_share_memory():
     """Writing one field leaves the others untouched."""
     rollout = Rollout.allocate(2, 2, 1)
