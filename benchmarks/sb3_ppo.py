@@ -6,14 +6,17 @@ training episodes first reaches the solved score. Needs the ``bench`` extra (``p
     python benchmarks/sb3_ppo.py --seed 1 --total-timesteps 50000 --no-stop   # throughput only
     python benchmarks/sb3_ppo.py --env HalfCheetah-v5 --total-timesteps 100000 --no-stop  # needs the mujoco extra
     python benchmarks/sb3_ppo.py --env Hopper-v5 --total-timesteps 1000000 --no-stop --eval-episodes 20
+    python benchmarks/sb3_ppo.py --env Ant-v5 --env-kwargs '{"contact_cost_weight": 0}' --no-stop
 
 The defaults are RL Zoo's tuned hyperparameters for CartPole-v1 (rl-baselines3-zoo,
 hyperparams/ppo.yml): 8 envs, n_steps 32, batch 256, 20 epochs, λ 0.8, γ 0.98, entropy 0, learning
 rate and clip range decayed linearly from 1e-3 and 0.2; SB3's default MlpPolicy (separate 64x64 tanh
-actor and critic), max_grad_norm 0.5, vf_coef 0.5. ``--env HalfCheetah-v5``, ``Hopper-v5`` and
-``Walker2d-v5`` take RL Zoo's settings for that env instead, as conf/experiment/<env>_tuned.yaml has them
-(``RL_ZOO_MUJOCO``). The metrics also hold the 100-episode mean every 10k steps (``curve``) and, with
-``--eval-episodes``, the deterministic policy's scores after training.
+actor and critic), max_grad_norm 0.5, vf_coef 0.5. ``--env HalfCheetah-v5``, ``Hopper-v5``,
+``Walker2d-v5`` and ``Ant-v5`` take RL Zoo's settings for that env instead, as
+conf/experiment/<env>_tuned.yaml has them (``RL_ZOO_MUJOCO``). ``--env-kwargs`` passes keyword
+arguments to the env's constructor, as ``env.kwargs`` does in ours. The metrics also hold the
+100-episode mean every 10k steps (``curve``) and, with ``--eval-episodes``, the deterministic policy's
+scores after training.
 """
 
 from __future__ import annotations
@@ -32,20 +35,23 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 
-# RL Zoo's PPO settings (hyperparams/ppo.yml, as conf/experiment/<env>_tuned.yaml has them); all three
-# normalize observations and rewards (VecNormalize, γ the agent's) and run 1 env x 512 steps.
+# RL Zoo's PPO settings (hyperparams/ppo.yml, as conf/experiment/<env>_tuned.yaml has them), on 1 env;
+# all normalize observations and rewards (VecNormalize, γ the agent's).
 TUNED_POLICY = dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
                     net_arch=dict(pi=[256, 256], vf=[256, 256]))
 RL_ZOO_MUJOCO = {
-    "HalfCheetah-v5": dict(batch_size=64, n_epochs=20, gae_lambda=0.92, gamma=0.98, ent_coef=0.000401762,
+    "HalfCheetah-v5": dict(n_steps=512, batch_size=64, n_epochs=20, gae_lambda=0.92, gamma=0.98, ent_coef=0.000401762,
                            learning_rate=2.0633e-05, clip_range=0.1, max_grad_norm=0.8, vf_coef=0.58096,
                            policy_kwargs=TUNED_POLICY),
-    "Hopper-v5": dict(batch_size=32, n_epochs=5, gae_lambda=0.99, gamma=0.999, ent_coef=0.00229519,
+    "Hopper-v5": dict(n_steps=512, batch_size=32, n_epochs=5, gae_lambda=0.99, gamma=0.999, ent_coef=0.00229519,
                       learning_rate=9.80828e-05, clip_range=0.2, max_grad_norm=0.7, vf_coef=0.835671,
                       policy_kwargs=TUNED_POLICY),
     # no policy_kwargs: SB3's default MlpPolicy (64x64 tanh, orthogonal init, log-std starting at 0)
-    "Walker2d-v5": dict(batch_size=32, n_epochs=20, gae_lambda=0.95, gamma=0.99, ent_coef=0.000585045,
-                        learning_rate=5.05041e-05, clip_range=0.1, max_grad_norm=1.0, vf_coef=0.871923),
+    "Walker2d-v5": dict(n_steps=512, batch_size=32, n_epochs=20, gae_lambda=0.95, gamma=0.99,
+                        ent_coef=0.000585045, learning_rate=5.05041e-05, clip_range=0.1, max_grad_norm=1.0,
+                        vf_coef=0.871923),
+    # RL Zoo sets only normalize: SB3's defaults (2048 steps, minibatch 64, 10 epochs, γ 0.99, ...)
+    "Ant-v5": dict(gamma=0.99),
 }
 CURVE_EVERY = 10_000  # env steps between the points of the recorded 100-episode mean
 
@@ -99,16 +105,19 @@ def main() -> None:
     parser.add_argument("--no-stop", action="store_true", help="train the whole budget even once solved")
     parser.add_argument("--eval-episodes", type=int, default=0,
                         help="deterministic episodes after training, observations normalized with the frozen statistics")
+    parser.add_argument("--env-kwargs", type=json.loads, default={},
+                        help="keyword arguments for the env's constructor, as a JSON object")
     parser.add_argument("--out", type=Path, help="write the metrics here as JSON (else print them)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
     if args.env in RL_ZOO_MUJOCO:
         settings = RL_ZOO_MUJOCO[args.env]
-        envs = VecNormalize(make_vec_env(args.env, n_envs=1, seed=args.seed), gamma=settings["gamma"])
-        model = PPO("MlpPolicy", envs, n_steps=512, **settings, seed=args.seed, device="cpu", verbose=0)
+        envs = make_vec_env(args.env, n_envs=1, seed=args.seed, env_kwargs=args.env_kwargs)
+        envs = VecNormalize(envs, gamma=settings["gamma"])
+        model = PPO("MlpPolicy", envs, **settings, seed=args.seed, device="cpu", verbose=0)
     else:
-        envs = make_vec_env(args.env, n_envs=8, seed=args.seed)
+        envs = make_vec_env(args.env, n_envs=8, seed=args.seed, env_kwargs=args.env_kwargs)
         model = PPO("MlpPolicy", envs, n_steps=32, batch_size=256, n_epochs=20, gae_lambda=0.8, gamma=0.98,
                     ent_coef=0.0, learning_rate=linear(1e-3), clip_range=linear(0.2), seed=args.seed,
                     device="cpu", verbose=0)
@@ -129,7 +138,7 @@ def main() -> None:
         "curve": callback.curve,
     }
     if args.eval_episodes:
-        scores = evaluate(model, args.env, args.seed, args.eval_episodes)
+        scores = evaluate(model, args.env, args.env_kwargs, args.seed, args.eval_episodes)
         metrics.update(final_score=float(np.mean(scores)), final_score_std=float(np.std(scores)), eval_scores=scores)
     if args.out:
         args.out.write_text(json.dumps(metrics, indent=2) + "\n")
@@ -137,10 +146,10 @@ def main() -> None:
         print(json.dumps(metrics, indent=2))
 
 
-def evaluate(model: PPO, env_id: str, seed: int, episodes: int) -> list[float]:
+def evaluate(model: PPO, env_id: str, env_kwargs: dict, seed: int, episodes: int) -> list[float]:
     """Scores of ``episodes`` episodes of the deterministic policy in a fresh env (as RL Zoo evaluates),
     with the training run's observation statistics frozen when it normalized them."""
-    envs = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
+    envs = make_vec_env(env_id, n_envs=1, seed=seed + 10_000, env_kwargs=env_kwargs)
     training_envs = model.get_env()
     if isinstance(training_envs, VecNormalize):
         envs = VecNormalize(envs, training=False, norm_reward=False)
