@@ -80,11 +80,13 @@ def test_tuned_experiment_is_rl_zoos_entry_key_by_key(preset):
 
 
 # cleanrl/ppo_continuous_action.py's Args at commit fe8d8a03, by our names. CleanRL's critic loss is
-# 0.5 x mean squared error (clipped with clip_coef), weighed by vf_coef 0.5: 0.25 of our plain mean.
+# 0.5 x mean squared error (clipped with clip_coef), weighed by vf_coef 0.5: 0.25 of our plain mean. It
+# clips the gradient norm of agent.parameters(), actor and critic together.
 CLEANRL_CONTINUOUS = {"env.num_envs": 1, "agent.n_steps": 2048, "agent.batch_size": 2048 // 32,
                       "agent.n_epochs": 10, "agent.lr": 3e-4, "agent.anneal_lr": True, "agent.gamma": 0.99,
                       "agent.gae_lambda": 0.95, "agent.policy_clip": 0.2, "agent.value_clip": 0.2,
                       "agent.critic_coef": 0.5 * 0.5, "agent.entropy_coef": 0.0, "agent.max_grad_norm": 0.5,
+                      "agent.clip_grad_jointly": True,
                       "agent.normalize_advantages": True, "network.hidden_sizes": [64, 64],
                       "network.activation": "tanh", "network.orthogonal_init": True,
                       "network.log_std_init": 0.0, "env.normalize_observations": True,
