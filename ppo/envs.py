@@ -56,7 +56,7 @@ def _constructor_arguments(env_id: str) -> list[str]:
     if isinstance(entry_point, str):
         entry_point = gym.envs.registration.load_env_creator(entry_point)
     parameters = inspect.signature(entry_point).parameters.values()
-    return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+    return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def missing_dependency(err: gym.error.DependencyNotInstalled) -> str:
