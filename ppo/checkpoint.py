@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ppo.config import Config, ConfigError, to_config
+from ppo.config import Config, to_config
+from ppo.errors import ConfigError
 from ppo.networks import Policy, describe_action_space, make_actor
 from ppo.normalize import Normalizer
 

@@ -20,16 +20,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf, ValidationError
 
-
-class ConfigError(ValueError):
-    """A config value outside what the trainer accepts; the message names the key."""
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or a parameter became NaN or infinite during training; the message names the update.
-
-    Not a :class:`ConfigError`: the config was valid, the optimization blew up. It lives here, beside
-    ConfigError, so that ``ppo.run`` can catch both without importing torch first."""
+from ppo.errors import ConfigError
 
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.async_vector_env import _async_worker
 
-from ppo.config import ConfigError, EnvConfig
+from ppo.config import EnvConfig
+from ppo.errors import ConfigError
 
 AUTORESET = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from ppo.config import Config, ConfigError, EnvConfig, to_config
+from ppo.config import Config, EnvConfig, to_config
+from ppo.errors import ConfigError
 from ppo.envs import ATARI_FRAME_SKIP, is_atari, make_envs, make_render_env
 
 EVAL_SEED_OFFSET = 1_000_000  # the greedy evaluation's envs are seeded with seed + this

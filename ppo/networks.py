@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ppo.config import ConfigError, NetworkConfig
+from ppo.config import NetworkConfig
+from ppo.errors import ConfigError
 from ppo.normalize import Normalizer
 
 _ACTIVATIONS = {"relu": (nn.ReLU, torch.relu), "tanh": (nn.Tanh, torch.tanh)}  # module, function

@@ -25,7 +25,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ppo.config import Config, ConfigError, EnvConfig, TrainingDiverged, register_configs, to_config
+from ppo.config import Config, EnvConfig, register_configs, to_config
+from ppo.errors import ConfigError, TrainingDiverged
 from ppo.sweep import clear_failure, record_failure, swept_keys
 
 log = logging.getLogger("ppo")

@@ -31,13 +31,10 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ppo.config import ConfigError
+from ppo.errors import ConfigError
+from ppo.rundir import FAILED_FILE, SEED_KEY, SWEEP_CONFIG
 
 log = logging.getLogger("ppo.sweep")
-
-FAILED = "failed.json"
-"""Written into a run directory whose run raised: overrides, error, traceback."""
-
 
 def record_failure(run_dir: str | Path, overrides: list[str], error: BaseException) -> dict[str, Any]:
     """Write ``failed.json`` for a run that raised ``error``, and log it with its overrides."""
@@ -49,7 +46,7 @@ def record_failure(run_dir: str | Path, overrides: list[str], error: BaseExcepti
     }
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / FAILED).write_text(json.dumps(record, indent=2) + "\n")
+    (run_dir / FAILED_FILE).write_text(json.dumps(record, indent=2) + "\n")
     if isinstance(error, ConfigError):  # the message says it all
         log.error("Run failed [%s]: %s", " ".join(overrides), record["error"])
     else:
@@ -59,14 +56,14 @@ def record_failure(run_dir: str | Path, overrides: list[str], error: BaseExcepti
 
 def clear_failure(run_dir: str | Path) -> None:
     """Forget the failure of an earlier run in the same directory (a sweep run again)."""
-    (Path(run_dir) / FAILED).unlink(missing_ok=True)
+    (Path(run_dir) / FAILED_FILE).unlink(missing_ok=True)
 
 
 def find_failures(sweep_dir: str | Path, since: float = 0.0) -> list[tuple[Path, dict[str, Any]]]:
     """``(run dir, failed.json contents)`` of the runs under ``sweep_dir`` that failed at or after
     ``since`` (a ``time.time()``), in path order."""
     failures = []
-    for path in sorted(Path(sweep_dir).rglob(FAILED)):
+    for path in sorted(Path(sweep_dir).rglob(FAILED_FILE)):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -98,7 +95,7 @@ class SweepSummary(Callback):
         failures = find_failures(sweep_dir, since=self.start_time)
         if not failures:
             return
-        lines = [f"  [{' '.join(record['overrides'])}] {record['error'].splitlines()[0]}  ({run_dir / FAILED})"
+        lines = [f"  [{' '.join(record['overrides'])}] {record['error'].splitlines()[0]}  ({run_dir / FAILED_FILE})"
                  for run_dir, record in failures]
         log.error("%d run(s) failed; the others' results are kept:\n%s", len(failures), "\n".join(lines))
         sys.exit(1)
@@ -108,11 +105,6 @@ class SweepSummary(Callback):
 # Run names
 # --------------------------------------------------------------------------------------------
 
-SWEEP_CONFIG = "multirun.yaml"
-"""The sweep's composed config in the sweep dir, with its sweep overrides as typed
-(``hydra.overrides.task``: ``agent.policy_clip=0.1,0.2``) and the sweeper's ``hydra.sweeper.params``."""
-
-SEED_KEY = "seed"
 SAMPLED_DIGITS = 3
 """Significant digits of a value drawn from an interval (``interval(0.05, 0.4)``) in a run name."""
 
@@ -136,7 +128,7 @@ def sweep_run_name(sweep_dir: str | Path, job_overrides: Sequence[str], job_num:
     there a value drawn from an interval is rounded to 3 significant digits and the name ends with
     Hydra's job number, ``job=N``. A sweep without swept keys names its runs ``job=N``."""
     swept, listed_once = _read_sweep(sweep_dir)
-    values = {override.key_or_group: override for override in _parse(job_overrides) if not override.is_delete()}
+    values = {override.key_or_group: override for override in parse_overrides(job_overrides) if not override.is_delete()}
     leaves = [key.rpartition(".")[2] for key in swept]
     parts = []
     for (key, sweep), leaf in zip(swept.items(), leaves):
@@ -165,7 +157,7 @@ def _read_sweep(sweep_dir: str | Path) -> tuple[dict[str, Override], bool]:
     params = {} if params is None else OmegaConf.to_container(params, resolve=False)  # as written
     defined = [f"{key}={value}" for key, value in params.items()]
     defined += list(OmegaConf.select(config, "hydra.overrides.task") or [])
-    overrides = _parse(defined)
+    overrides = parse_overrides(defined)
     swept = {}
     for override in overrides:
         swept.pop(override.key_or_group, None)  # a key defined twice: the last definition counts, as in Hydra
@@ -182,8 +174,9 @@ def _read_sweep(sweep_dir: str | Path) -> tuple[dict[str, Override], bool]:
     return swept, listed_once
 
 
-def _parse(overrides: Sequence[str]) -> list[Override]:
-    """Hydra's overrides, skipping any that do not parse (the sweeper has refused those already)."""
+def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """Hydra's overrides (``agent.lr=1e-3``, ``seed=1,2``) parsed by Hydra's own parser, skipping any
+    that do not parse (the sweeper has refused those already)."""
     parser = OverridesParser.create()
     parsed = []
     for override in overrides:

@@ -32,7 +32,8 @@ from ppo.buffer import Rollout, minibatches, storage_dtype, trainable_samples
 from ppo.checkpoint import (CHECKPOINT_DIR, LAST, POLICY_FIELDS, check_spaces, load_checkpoint, load_weights,
                             require_fields, save_checkpoint)
 from ppo.compile import compile_if_it_pays
-from ppo.config import AgentConfig, Config, ConfigError, DeviceConfig, TrainingDiverged, to_dict
+from ppo.config import AgentConfig, Config, DeviceConfig, to_dict
+from ppo.errors import ConfigError, TrainingDiverged
 from ppo.dashboard import custom_scalars_layout
 from ppo.envs import EpisodeTracker, LifeLoss, make_envs, solved_score
 from ppo.evaluate import EVAL_SEED_OFFSET, evaluate, record_video, require_video

@@ -10,7 +10,7 @@ import torch
 
 from conftest import make_config
 from ppo.checkpoint import load_checkpoint, load_policy, save_checkpoint
-from ppo.config import ConfigError
+from ppo.errors import ConfigError
 from ppo.evaluate import evaluate
 from ppo.train import train
 

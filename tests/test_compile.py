@@ -11,7 +11,8 @@ import torch
 import ppo.compile
 from conftest import make_config
 from ppo.compile import AUTO_MIN_MINIBATCH_STEPS, CompiledWithFallback, compile_if_it_pays, compiles, minibatch_steps
-from ppo.config import AgentConfig, ConfigError, DeviceConfig, NetworkConfig
+from ppo.config import AgentConfig, DeviceConfig, NetworkConfig
+from ppo.errors import ConfigError
 from ppo.networks import Critic, make_actor
 from ppo.train import minibatch_loss
 

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 import ppo.run
 from conftest import compose_config, make_config
-from ppo.config import (AgentConfig, Config, ConfigError, DeviceConfig, EnvConfig, NetworkConfig, TrainConfig,
-                        to_config, to_dict)
+from ppo.config import AgentConfig, Config, DeviceConfig, EnvConfig, NetworkConfig, TrainConfig, to_config, to_dict
+from ppo.errors import ConfigError
 
 
 def presets(group: str) -> list[str]:

@@ -8,7 +8,8 @@ from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from conftest import IMAGE_ID, MULTI_DISCRETE_ID, TERMINATE_ID, TRUNCATE_ID, UNBOUNDED_ID, make_config
-from ppo.config import ConfigError, EnvConfig
+from ppo.config import EnvConfig
+from ppo.errors import ConfigError
 from ppo.envs import EpisodeTracker, make_envs, solved_score
 
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from conftest import make_config, run_cli
-from ppo.config import ConfigError, EnvConfig
+from ppo.config import EnvConfig
+from ppo.errors import ConfigError
 from ppo.envs import make_envs
 
 MUJOCO_PRESETS = {"half_cheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5",

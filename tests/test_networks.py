@@ -259,7 +259,7 @@ def test_critic_hidden_sizes_shape_the_critic_only():
     """network.critic_hidden_sizes [32, 16] gives the critic 5 -> 32 -> 16 -> 1 layers while the actor
     keeps hidden_sizes [8]; null gives the critic the actor's hidden layers; with a shared torso it is
     refused, since the critic then has the actor's hidden layers."""
-    from ppo.config import ConfigError
+    from ppo.errors import ConfigError
     from ppo.networks import make_actor, make_critic
 
     net = NetworkConfig(hidden_sizes=[8], critic_hidden_sizes=[32, 16])

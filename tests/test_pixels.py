@@ -14,7 +14,8 @@ import torch
 from conftest import TERMINATE_ID
 from ppo.buffer import Rollout, storage_dtype
 from ppo.checkpoint import check_spaces, load_checkpoint, load_policy
-from ppo.config import AgentConfig, Config, ConfigError, EnvConfig, NetworkConfig, TrainConfig
+from ppo.config import AgentConfig, Config, EnvConfig, NetworkConfig, TrainConfig
+from ppo.errors import ConfigError
 from ppo.envs import ChannelsFirst, LifeLoss, channels_first, make_envs
 from ppo.evaluate import evaluate
 from ppo.networks import (CategoricalActor, Critic, Policy, Torso, make_actor, make_critic, parameter_groups,

@@ -24,7 +24,8 @@ import torch
 import ppo.train
 from conftest import TERMINATE_ID, read_scalars
 from ppo.checkpoint import load_checkpoint
-from ppo.config import AgentConfig, Config, ConfigError, EnvConfig, NetworkConfig, TrainConfig, TrainingDiverged
+from ppo.config import AgentConfig, Config, EnvConfig, NetworkConfig, TrainConfig
+from ppo.errors import ConfigError, TrainingDiverged
 from ppo.progress import Progress
 from ppo.envs import make_envs
 from ppo.train import TrainingState, train

@@ -17,7 +17,8 @@ import torch
 
 from conftest import BOTH_ID, BOX_ID, FLOAT64_ID, MIXED_ID, TERMINATE_ID, TRUNCATE_ID, read_scalars
 from ppo.buffer import Rollout
-from ppo.config import AgentConfig, Config, ConfigError, EnvConfig, NetworkConfig, TrainConfig
+from ppo.config import AgentConfig, Config, EnvConfig, NetworkConfig, TrainConfig
+from ppo.errors import ConfigError
 from ppo.envs import make_envs
 from ppo.checkpoint import load_checkpoint, load_policy
 from ppo.networks import CategoricalActor, Critic, GaussianActor, Policy, log_prob_of
