@@ -13,9 +13,8 @@ from ppo.config import Config, to_config
 from ppo.errors import ConfigError
 from ppo.networks import Policy, describe_action_space, make_actor
 from ppo.normalize import Normalizer
+from ppo.rundir import CHECKPOINT_FILE
 
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.pt"
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -55,7 +54,7 @@ def _load_error_reason(err: Exception) -> str:
 def checkpoint_path(path: str | Path) -> Path:
     """The checkpoint file that ``path`` names: itself, or a run dir's ``checkpoints/last.pt``."""
     path = Path(path)
-    return path / CHECKPOINT_DIR / LAST if path.is_dir() else path
+    return path / CHECKPOINT_FILE if path.is_dir() else path
 
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu",

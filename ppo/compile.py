@@ -9,9 +9,10 @@ measurable and cost seconds of compilation). Compiling costs about 4 s with a wa
 minute with a cold one, which a short run never wins back: ``auto`` compiles only long runs.
 
 Inductor caches what it compiled in ``$TORCHINDUCTOR_CACHE_DIR``. Torch's default is
-``/tmp/torchinductor_$USER``, which a reboot or the end of a cluster job wipes; this module points it
-at ``~/.cache/ppo/inductor`` unless the user set it, before anything in torch reads it (building an
-optimizer already does), so later runs and every job of a sweep start warm.
+``/tmp/torchinductor_$USER``, which a reboot or the end of a cluster job wipes; a run that compiles
+points it at ``~/.cache/ppo/inductor`` unless the user set it, before torch reads it (the trainer
+calls :func:`compile_if_it_pays` before it builds the optimizer, which may read it), so later runs
+and every job of a sweep start warm.
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ from ppo.config import Config
 log = logging.getLogger(__name__)
 
 INDUCTOR_CACHE_DIR = Path.home() / ".cache" / "ppo" / "inductor"
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE_DIR))
 
 AUTO_MIN_MINIBATCH_STEPS = 200_000
 """``device.compile=auto`` compiles a run whose config implies at least this many minibatch steps.
 
-The crossover is compilation time / wall time saved per minibatch step. ``python
-benchmarks/benchmark.py --crossover`` measures both with train.py's own update, on this project's
-2-core CPU with one torch thread (twice on 2026-12-01, load average 5.8-6.5 from other jobs):
+The crossover is compilation time / wall time saved per minibatch step. ``python -m
+benchmarks.benchmark --crossover`` measures both with the trainer's own update; two measurements on a
+2-core AMD EPYC CPU with one torch thread, with other jobs running beside them:
 
 ==========================================  ===========  ================  ======================
 setting                                     compile (s)  saving per step   crossover (steps)
@@ -74,6 +74,7 @@ def compile_if_it_pays(function: Callable, config: Config) -> Callable:
     compilation fails), else ``function``."""
     if not compiles(config):
         return function
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE_DIR))
     log.info("Compiling the update's minibatch step (device.compile=%s, %d minibatch steps; cache: %s)",
              config.device.compile, minibatch_steps(config), os.environ["TORCHINDUCTOR_CACHE_DIR"])
     return CompiledWithFallback(function)

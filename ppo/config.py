@@ -20,12 +20,18 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf, ValidationError
 
+from ppo.env_ids import env_id_problem
 from ppo.errors import ConfigError
 
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def require_seed(seed: int) -> None:
+    """A seed that numpy and torch both take: an integer in [0, 2**32)."""
+    _require(0 <= seed < 2**32, "seed", seed, "an integer in [0, 2**32)")
 
 
 @dataclass
@@ -194,16 +200,9 @@ class EnvConfig:
     observation and action spaces follow whatever these change."""
 
     def __post_init__(self) -> None:
-        import gymnasium as gym
-
-        if self.id not in gym.registry:
-            from ppo.envs import register_optional_envs  # ppo.envs imports this module
-
-            register_optional_envs(self.id)
-        if self.id not in gym.registry:
-            close = difflib.get_close_matches(self.id, list(gym.registry), n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.pprint_registry()"
-            raise ConfigError(f"env.id={self.id!r} is not a registered gymnasium environment{hint}")
+        problem = env_id_problem(self.id)
+        if problem:
+            raise ConfigError(f"env.id={self.id!r} {problem}")
         _require(self.num_envs >= 1, "env.num_envs", self.num_envs, "an integer >= 1")
         _require(self.vectorization in VECTORIZATION_MODES, "env.vectorization", self.vectorization,
                  f"one of {VECTORIZATION_MODES}")
@@ -304,7 +303,7 @@ class Config:
     ignores this key: it takes ``resume=True``."""
 
     def __post_init__(self) -> None:
-        _require(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
+        require_seed(self.seed)
         _require(
             self.agent.batch_size <= self.rollout_size,
             "agent.batch_size", self.agent.batch_size,
@@ -437,7 +436,7 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="ppo_config", node=ConfigSchema)
 
 
-def composition_schema(cls: type) -> type:
+def composition_schema(cls: type, nested: dict[type, type] | None = None) -> type:
     """``cls`` as Hydra composes it: the same keys, defaults and nesting, each value typed ``Any``.
     A misspelt key still fails while Hydra composes; a value of the wrong type reaches
     :func:`to_config`, which refuses it in one line that names the key (``agent.lr=fast is not
@@ -445,23 +444,29 @@ def composition_schema(cls: type) -> type:
     ``1e5``, which Hydra reads as a float and a typed int node would refuse: :func:`to_config` keeps
     whole numbers as ints.
 
-    The class is ``ppo.config.<cls>Schema``, importable by that name: a composed config refers to it,
-    and a sweep pickles configs to its worker processes."""
+    A field whose type is a dataclass takes its schema from ``nested``. The class is named
+    ``<cls>Schema`` and must be assigned to that name in this module: a composed config refers to it,
+    and a sweep pickles configs to its worker processes, which import it by that name."""
     hints = typing.get_type_hints(cls)
     fields = []
     for spec in dataclasses.fields(cls):
         hint = hints[spec.name]
         if dataclasses.is_dataclass(hint):
-            nested = composition_schema(hint)
-            fields.append((spec.name, nested, field(default_factory=nested)))
+            schema = (nested or {})[hint]
+            fields.append((spec.name, schema, field(default_factory=schema)))
             continue
         default = (field(default=spec.default) if spec.default is not dataclasses.MISSING
                    else field(default_factory=spec.default_factory))
         fields.append((spec.name, typing.Any, default))
-    name = f"{cls.__name__}Schema"
-    schema = dataclasses.make_dataclass(name, fields, namespace={"__module__": __name__})
-    globals()[name] = schema
-    return schema
+    return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields, namespace={"__module__": __name__})
 
 
-ConfigSchema = composition_schema(Config)  # made at import: a sweep's workers unpickle configs that refer to it
+AgentConfigSchema = composition_schema(AgentConfig)
+NetworkConfigSchema = composition_schema(NetworkConfig)
+EnvConfigSchema = composition_schema(EnvConfig)
+DeviceConfigSchema = composition_schema(DeviceConfig)
+TrainConfigSchema = composition_schema(TrainConfig)
+ConfigSchema = composition_schema(Config, nested={
+    AgentConfig: AgentConfigSchema, NetworkConfig: NetworkConfigSchema, EnvConfig: EnvConfigSchema,
+    DeviceConfig: DeviceConfigSchema, TrainConfig: TrainConfigSchema,
+})

@@ -1,6 +1,9 @@
-"""What a run adds to TensorBoard beyond the trainer's scalars: its HParams record and a layout for
-the custom-scalars dashboard made for PPO.
+"""Everything a run writes to TensorBoard: the trainer's scalars (episodes, losses and
+diagnostics, evaluation), its HParams record and a layout for the custom-scalars dashboard made for
+PPO.
 
+The trainer opens its writer with :func:`open_writer` and logs through :func:`record_episodes`,
+:func:`log_update` and :func:`log_evaluation`.
 ``python -m ppo.run`` calls :func:`record_run_start` once the config is valid and
 :func:`record_run_end` when training returned or failed; :func:`ppo.train.train`, which knows the
 env's action space, writes :func:`custom_scalars_layout` beside its scalars. The two records go
@@ -26,14 +29,22 @@ it up: TensorBoard follows the newest event file of a run.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
+
+from ppo.config import AgentConfig, Config, to_dict
+from ppo.loss import PPOLoss
+from ppo.networks import GaussianActor
+from ppo.state import RunStats, TrainingState
+from ppo.update import total_loss
 
 RESULT_METRICS = {
     "final_score": "mean greedy evaluation score after training",
@@ -177,3 +188,78 @@ def _hparams_summary(tag: str, **plugin_data) -> Summary:
     """A summary of the HParams plugin: ``plugin_data`` is one field of ``HParamsPluginData``."""
     content = plugin_data_pb2.HParamsPluginData(**plugin_data)
     return Summary(value=[Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content))])
+
+
+# --------------------------------------------------------------------------------------------
+# The trainer's scalars
+# --------------------------------------------------------------------------------------------
+
+
+def open_writer(out_dir: Path, config: Config, resumed: bool, continuous_actions: bool,
+                global_step: int = 0) -> SummaryWriter:
+    """The run's TensorBoard writer. A resumed run discards the events that the stopped one logged
+    after its checkpoint at ``global_step`` (``purge_step``): TensorBoard then shows one point per
+    step, without duplicates or gaps."""
+    if resumed:
+        wait_for_a_later_event_file_name(out_dir)
+        return SummaryWriter(str(out_dir), purge_step=global_step + 1)
+    writer = SummaryWriter(str(out_dir))
+    writer.add_text("config", "```\n" + json.dumps(to_dict(config), indent=2) + "\n```")
+    writer.add_custom_scalars(custom_scalars_layout(continuous_actions))
+    return writer
+
+
+def record_episodes(writer: SummaryWriter, stats: RunStats, episodes: list[tuple[int, float, int]],
+                    rollout_start_step: int, num_envs: int, seconds: float, max_episodes: int | None) -> None:
+    """The rollout's finished episodes ``(t, score, length)``, at the env step each ended, into the
+    run statistics and TensorBoard; none past ``max_episodes``."""
+    for t, score, length in episodes:
+        if stats.episodes == max_episodes:
+            return
+        step = rollout_start_step + (t + 1) * num_envs
+        stats.record(score, step, seconds)
+        writer.add_scalar("episode/score", score, step)
+        writer.add_scalar("episode/length", length, step)
+
+
+def log_evaluation(writer: SummaryWriter, eval_scores: np.ndarray, global_step: int) -> None:
+    """The mean greedy evaluation score, at the run's last env step (nothing without episodes)."""
+    if len(eval_scores):
+        writer.add_scalar("eval/score", float(np.mean(eval_scores)), global_step)
+
+
+LOSS_TAGS = {"actor": "loss/actor", "critic": "loss/critic", "entropy": "diagnostics/entropy",
+             "approx_kl": "diagnostics/approx_kl", "clip_fraction": "diagnostics/clip_fraction"}
+"""TensorBoard tag of each :class:`ppo.loss.PPOLoss` field."""
+
+
+def log_update(writer: SummaryWriter, state: TrainingState, losses: PPOLoss | None, agent: AgentConfig,
+               policy_clip: float, explained: float, elapsed: float) -> None:
+    """One update's scalars, at its env step: losses and diagnostics (means over the minibatches),
+    the running mean score, speed and schedule (learning rate and clip ε)."""
+    step = state.global_step
+    scalars = {"time/steps_per_second": step / elapsed,
+               "diagnostics/learning_rate": state.optimizer.param_groups[0]["lr"],
+               "diagnostics/policy_clip": policy_clip}
+    if losses is not None:
+        scalars.update({LOSS_TAGS[name]: value for name, value in losses._asdict().items()})
+        scalars["loss/total"] = total_loss(losses, agent)
+        scalars["diagnostics/explained_variance"] = explained
+    if isinstance(state.actor, GaussianActor):  # how much the policy still explores
+        scalars["diagnostics/action_std"] = state.actor.log_std.exp().mean().item()
+    mean_score = state.stats.mean_score()
+    if mean_score is not None:
+        scalars["episode/mean_score_100"] = mean_score
+    for tag, value in scalars.items():
+        writer.add_scalar(tag, value, step)
+
+
+def wait_for_a_later_event_file_name(out_dir: Path) -> None:
+    """TensorBoard reads a dir's event files in name order, and a name starts with the second it was
+    made in, then the host, the process id and a counter, which sort as text: a file made in the same
+    second as the stopped run's could sort before it, and the purge would come too early. Wait
+    (at most a second, and only when resuming within the second the last file was made) so it can't."""
+    seconds = [int(path.name.split(".")[3]) for path in out_dir.glob("events.out.tfevents.*")
+               if path.name.split(".")[3].isdigit()]
+    while seconds and time.time() < max(seconds) + 1:
+        time.sleep(0.05)

@@ -20,9 +20,6 @@ from ppo.errors import ConfigError
 
 AUTORESET = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
 
-# The ids that an optional extra registers: id prefix -> (module, extra).
-OPTIONAL_ENVS = {"ALE/": ("ale_py", "atari"), "MinAtar/": ("minatar", "minatar")}
-
 # Atari preprocessing of the DQN paper (Mnih et al. 2015) as CleanRL and SB3 apply it: up to 30 no-op
 # actions at reset, each action repeated for 4 frames with the last two max-pooled (sprites flicker),
 # 84x84 grayscale frames. env.frame_stack of them make an observation.
@@ -68,24 +65,6 @@ def missing_dependency(err: gym.error.DependencyNotInstalled) -> str:
     if "mujoco" in text.lower():
         return 'it needs MuJoCo; install it with pip install "ppo[mujoco]" (or "gymnasium[mujoco]")'
     return text
-
-
-def register_optional_envs(env_id: str) -> None:
-    """Register the ids of the optional package that provides ``env_id`` (``ALE/...``: ale-py,
-    ``MinAtar/...``: minatar), which gymnasium does not know until that package registers them;
-    a :class:`ConfigError` naming the extra to install when it is missing. Other ids: nothing."""
-    for prefix, (module, extra) in OPTIONAL_ENVS.items():
-        if not env_id.startswith(prefix):
-            continue
-        try:
-            package = importlib.import_module(module)
-        except ImportError:
-            raise ConfigError(f"env.id={env_id!r} is not available here: it needs {module}; install it with "
-                              f'pip install "ppo[{extra}]"') from None
-        if module == "ale_py":
-            gym.register_envs(package)  # importing ale_py registers the ALE/ ids; this keeps the import used
-        elif not any(name.startswith(prefix) for name in gym.registry):
-            importlib.import_module("minatar.gym").register_envs()
 
 
 def is_atari(env_id: str) -> bool:
@@ -243,53 +222,6 @@ def solved_score(env: EnvConfig) -> float | None:
     return gym.spec(env.id).reward_threshold
 
 
-class EpisodeTracker:
-    """Running score and length of the episode in progress in each sub-env, vectorized.
-
-    ``update`` takes one vector step's rewards and flags and returns the scores and lengths of the
-    episodes that ended in it. ``counted`` is False for a sub-env's reset step in next-step
-    autoreset mode: that step is no transition of any episode (its reward is 0).
-    """
-
-    def __init__(self, num_envs: int):
-        self.scores = np.zeros(num_envs, dtype=np.float64)
-        self.lengths = np.zeros(num_envs, dtype=np.int64)
-
-    def update(self, rewards: np.ndarray, ended: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self.scores += rewards
-        self.lengths += counted
-        if not ended.any():
-            return _EMPTY_F, _EMPTY_I
-        scores, lengths = self.scores[ended], self.lengths[ended]
-        self.scores[ended] = 0.0
-        self.lengths[ended] = 0
-        return scores, lengths
-
-
-class LifeLoss:
-    """Which sub-envs lost a life at a vector step while their game goes on: with
-    ``env.terminal_on_life_loss`` those steps end an episode for learning only.
-
-    It reads ``infos["lives"]``, which Atari envs report (ale-py's vector env and gymnasium's
-    AtariEnv); envs without lives never lose one. A life lost on the step that ends the game is no
-    extra signal, and the reset step that restores the lives is no loss.
-    """
-
-    def __init__(self, num_envs: int):
-        self.lives: np.ndarray | None = None
-        self.none = np.zeros(num_envs, dtype=bool)
-
-    def update(self, infos: dict, ended: np.ndarray) -> np.ndarray:
-        """(N,) bool: the sub-envs whose lives dropped at this step without their episode ending."""
-        lives = infos.get("lives")
-        if lives is None:
-            return self.none
-        lives = np.asarray(lives)
-        lost = self.none if self.lives is None else (lives < self.lives) & ~ended
-        self.lives = lives.copy()
-        return lost
-
-
 def make_render_env(env: EnvConfig) -> gym.vector.VectorEnv:
     """One copy of ``env.id`` that renders RGB frames (``envs.render()``), with the observations the
     agent trained on: a sync vector env, so that Atari gets its preprocessing as gymnasium wrappers."""
@@ -299,7 +231,3 @@ def make_render_env(env: EnvConfig) -> gym.vector.VectorEnv:
         raise ConfigError(f"env.id={env.id!r} is not available here: {missing_dependency(err)}") from None
     _check_spaces(envs, env)
     return envs
-
-
-_EMPTY_F = np.zeros(0, dtype=np.float64)
-_EMPTY_I = np.zeros(0, dtype=np.int64)

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from ppo.config import Config, EnvConfig, to_config
+from ppo.config import Config, EnvConfig, require_seed, to_config
 from ppo.errors import ConfigError
 from ppo.envs import ATARI_FRAME_SKIP, is_atari, make_envs, make_render_env
+from ppo.rundir import CHECKPOINT_FILE
 
 EVAL_SEED_OFFSET = 1_000_000  # the greedy evaluation's envs are seeded with seed + this
 
@@ -72,8 +73,8 @@ def parse_options(options: list[str]) -> dict[str, int | str]:
             parsed[key] = value
     if "episodes" in parsed and parsed["episodes"] < 1:
         raise ConfigError(f"episodes={parsed['episodes']} is not allowed: an integer >= 1")
-    if "seed" in parsed and not 0 <= parsed["seed"] < 2**32:
-        raise ConfigError(f"seed={parsed['seed']} is not allowed: an integer in [0, 2**32)")
+    if "seed" in parsed:
+        require_seed(parsed["seed"])
     return parsed
 
 
@@ -84,7 +85,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, checkpoint: s
     the episode of ``seed`` recorded with ``video=True``. Raises :class:`ConfigError`."""
     if video:
         require_video("video=true")
-    from ppo.checkpoint import CHECKPOINT_DIR, checkpoint_path, load_checkpoint, policy_from_checkpoint  # torch
+    from ppo.checkpoint import checkpoint_path, load_checkpoint, policy_from_checkpoint  # torch
 
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -102,7 +103,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, checkpoint: s
 
         # the run dir, also when given a checkpoint file inside it
         out_dir = run_dir if run_dir.is_dir() else path.parent
-        if out_dir.name == CHECKPOINT_DIR:
+        if out_dir.name == CHECKPOINT_FILE.parent.name:
             out_dir = out_dir.parent
         writer = SummaryWriter(str(out_dir))
         try:

@@ -18,16 +18,19 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
+from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ppo.config import Config, EnvConfig, register_configs, to_config
 from ppo.errors import ConfigError, TrainingDiverged
-from ppo.sweep import clear_failure, record_failure, swept_keys
+from ppo.rundir import CHECKPOINT_FILE
+from ppo.sweep import clear_failure, record_failure, sweep_run_name, swept_keys
 
 log = logging.getLogger("ppo")
 
@@ -40,7 +43,6 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-CHECKPOINT_FILE = Path("checkpoints") / "last.pt"
 
 
 def local_cpu_count() -> int:
@@ -61,15 +63,31 @@ def resumed_run_dir(resume: str | None, new_run_dir: str) -> str:
     return str(path) if path.is_dir() else new_run_dir
 
 
-register_configs()
-# ${ppo.cpu_count:} in configs, e.g. the Optuna sweeper's batch of parallel trials.
-OmegaConf.register_new_resolver("ppo.cpu_count", local_cpu_count, replace=True)
-OmegaConf.register_new_resolver("ppo.run_dir", resumed_run_dir, replace=True)
-# ${ppo.direction:${train.objective}}: the Optuna sweeper's direction for the run's objective.
-OmegaConf.register_new_resolver(
-    "ppo.direction", lambda objective: "minimize" if objective == "steps_to_solve" else "maximize", replace=True)
-OmegaConf.register_new_resolver("ppo.hydra_subdir", lambda resume: ".hydra" if resume is None else ".hydra/resumed",
-                                replace=True)
+def register_with_hydra() -> None:
+    """What ``conf/config.yaml`` needs before Hydra composes it: the schema ``ppo_config`` and the
+    ``${ppo.*:}`` resolvers. Called when this module is imported, so that a sweep's worker process,
+    which imports :func:`main` to run a job, has them too."""
+    register_configs()
+    # ${ppo.cpu_count:} in configs, e.g. the Optuna sweeper's batch of parallel trials.
+    OmegaConf.register_new_resolver("ppo.cpu_count", local_cpu_count, replace=True)
+    OmegaConf.register_new_resolver("ppo.run_dir", resumed_run_dir, replace=True)
+    # ${ppo.direction:${train.objective}}: the Optuna sweeper's direction for the run's objective.
+    OmegaConf.register_new_resolver(
+        "ppo.direction", lambda objective: "minimize" if objective == "steps_to_solve" else "maximize", replace=True)
+    OmegaConf.register_new_resolver("ppo.hydra_subdir", lambda resume: ".hydra" if resume is None else ".hydra/resumed",
+                                    replace=True)
+    # ${ppo.sweep_run_name:${hydra.sweep.dir},${hydra.overrides.task},${hydra.job.num}} names a sweep's run dirs.
+    OmegaConf.register_new_resolver("ppo.sweep_run_name", sweep_run_name, replace=True)
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config that ``python -m ppo.run <overrides>`` composes, without running anything: for
+    tests, benchmarks and notebooks (``to_config(compose([...]))`` validates it)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra.compose(config_name="config", overrides=list(overrides))
+
+
+register_with_hydra()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -93,7 +111,8 @@ def main(cfg: DictConfig) -> float | None:
             warn_if_env_id_leaves_its_preset(config.env, hydra_config.runtime.choices.get("env"))
         # torch, gymnasium and tensorboard load once the config is known to be valid
         from ppo.dashboard import hparams_of, record_run_end, record_run_start
-        from ppo.train import objective_value, train
+        from ppo.state import objective_value
+        from ppo.train import train
 
         if not resume:  # a resumed run recorded its start the first time
             record_run_start(run_dir, hparams_of(cfg), differing)

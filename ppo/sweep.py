@@ -198,8 +198,3 @@ def _value_count(sweep: Override) -> float:
     if isinstance(value, IntervalSweep):
         return math.inf
     return 2
-
-
-# ${ppo.sweep_run_name:${hydra.sweep.dir},${hydra.overrides.task},${hydra.job.num}} names the run dirs of
-# a sweep (conf/config.yaml). A sweep's worker processes receive the registered resolvers from Hydra.
-OmegaConf.register_new_resolver("ppo.sweep_run_name", sweep_run_name, replace=True)

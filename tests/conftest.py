@@ -11,10 +11,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-
-import ppo.run  # registers the ``ppo_config`` schema and the ``experiment`` group
 from ppo.config import Config, to_config
+from ppo.run import compose
 
 # --------------------------------------------------------------------------------------------
 # Toy environments
@@ -97,15 +95,9 @@ for _env_id, (_kwargs, _max_steps) in _TOY_ENVS.items():
 # --------------------------------------------------------------------------------------------
 
 
-def compose_config(overrides=()):
-    """The ``DictConfig`` that ``python -m ppo.run`` would compose with these overrides."""
-    with initialize_config_dir(config_dir=str(ppo.run.CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
 def make_config(overrides=()) -> Config:
     """The validated :class:`Config` for these command-line overrides."""
-    return to_config(compose_config(overrides))
+    return to_config(compose(overrides))
 
 
 @pytest.fixture

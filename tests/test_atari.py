@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from conftest import require_modules, run_cli
+from conftest import read_scalars, require_modules, run_cli
 
 require_modules("ale_py", "cv2", extras="atari")
 
@@ -58,14 +58,16 @@ def test_atari_rewards_reach_the_trainer_unclipped():
 @pytest.mark.slow
 def test_tiny_atari_run_through_the_cli_trains_evaluates_and_reloads(tmp_path):
     """experiment=atari on Breakout with a tiny budget, episodes cut at 200 steps (a greedy untrained
-    policy may never press FIRE again): metrics.json with a game score, and ppo.evaluate replays it."""
+    policy may never press FIRE again): metrics.json with the greedy episode's game score, the same in
+    TensorBoard's eval/score and in the episode that ppo.evaluate replays."""
     run_dir = tmp_path / "run"
     result = run_cli(tmp_path, "experiment=atari", "env.num_envs=2", "env.max_episode_steps=200", "agent.n_steps=32",
                      "agent.batch_size=32", "train.total_timesteps=128", "train.eval_episodes=1",
                      "train.progress=false", f"hydra.run.dir={run_dir}", timeout=300)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["global_step"] == 128 and metrics["final_score"] >= 0
+    assert metrics["global_step"] == 128 and metrics["final_score_std"] == 0.0  # one episode
+    assert read_scalars(run_dir)["eval/score"] == [(128, pytest.approx(metrics["final_score"]))]
     evaluation = run_cli(tmp_path, str(run_dir), "episodes=1", module="ppo.evaluate", timeout=300)
     assert evaluation.returncode == 0, evaluation.stderr
     assert evaluation.stdout.startswith(f"ALE/Breakout-v5: {metrics['final_score']:.1f} ± 0.0 over 1 greedy episodes")

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from ppo.buffer import Rollout, minibatches, trainable_samples
+from ppo.rollout import Rollout
+from ppo.update import Samples, minibatches
 
 
 def split(index, batch_size, seed=0):
@@ -53,7 +54,7 @@ def test_a_subset_index_is_respected():
     assert len(batches) == math.ceil(35 / 8)
 
 
-def test_trainable_samples_drop_reset_steps_and_keep_each_transition_aligned():
+def test_samples_drop_reset_steps_and_keep_each_transition_aligned():
     """The update's samples: (T, N, ...) tensors flattened to one row per transition, without the
     steps that are not trainable (next-step autoreset's reset steps), the same rows in every tensor,
     whatever its trailing shape."""
@@ -62,12 +63,15 @@ def test_trainable_samples_drop_reset_steps_and_keep_each_transition_aligned():
     obs = step_id.unsqueeze(-1).repeat(1, 1, D).float() + torch.tensor([0.0, 0.5])  # (T, N, D)
     trainable = torch.ones(T, N, dtype=torch.bool)
     trainable[0, 1] = trainable[2, 0] = trainable[3, 2] = False
-    ids, features, doubled = trainable_samples(trainable, step_id, obs, 2.0 * step_id)
+    samples = Samples.gather(trainable, obs, step_id, 2.0 * step_id, 3.0 * step_id, 4.0 * step_id, 5.0 * step_id)
     expected = [i for i in range(T * N) if i not in (1, 6, 11)]
-    assert ids.tolist() == expected
-    assert features.shape == (len(expected), D) and features[:, 0].tolist() == expected
-    assert (features[:, 1] - features[:, 0]).eq(0.5).all()
-    assert doubled.tolist() == [2.0 * i for i in expected]
+    assert samples.obs.shape == (len(expected), D) and samples.obs[:, 0].tolist() == expected
+    assert (samples.obs[:, 1] - samples.obs[:, 0]).eq(0.5).all()
+    for factor, field in enumerate(samples[1:], start=1):
+        assert field.tolist() == [factor * i for i in expected]
+    minibatch = samples.rows(torch.tensor([2, 0]))
+    assert [field.tolist() for field in minibatch[1:]] == [[factor * expected[2], factor * expected[0]]
+                                                           for factor in range(1, 6)]
 
 
 def test_the_split_is_a_shuffle():

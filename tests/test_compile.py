@@ -14,7 +14,7 @@ from ppo.compile import AUTO_MIN_MINIBATCH_STEPS, CompiledWithFallback, compile_
 from ppo.config import AgentConfig, DeviceConfig, NetworkConfig
 from ppo.errors import ConfigError
 from ppo.networks import Critic, make_actor
-from ppo.train import minibatch_loss
+from ppo.update import Samples, minibatch_loss
 
 
 def test_minibatch_steps_are_updates_times_epochs_times_minibatches():
@@ -90,8 +90,8 @@ def test_compiled_minibatch_loss_matches_eager_in_loss_and_gradients(action_spec
         actions = (torch.randint(0, 3, (batch_size,), generator=generator) if "n" in action_spec
                    else torch.randn(batch_size, 2, generator=generator))
         old_log_probs, advantages, returns, old_values = torch.randn(4, batch_size, generator=generator)
-        total, loss = loss_fn(actor, critic, agent, 0.2, obs, actions, old_log_probs - 1, advantages, returns,
-                              old_values)
+        batch = Samples(obs, actions, old_log_probs - 1, advantages, returns, old_values)
+        total, loss = loss_fn(actor, critic, agent, 0.2, batch)
         params = list(actor.parameters()) + list(critic.parameters())
         return torch.stack(loss), torch.autograd.grad(total, params)
 

@@ -10,7 +10,8 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 import ppo.run
-from conftest import compose_config, make_config
+from ppo.run import compose
+from conftest import make_config
 from ppo.config import AgentConfig, Config, DeviceConfig, EnvConfig, NetworkConfig, TrainConfig, to_config, to_dict
 from ppo.errors import ConfigError
 
@@ -38,14 +39,14 @@ PRESET_OVERRIDES = [f"{group}={name}" for group in ("agent", "network", "env", "
 @pytest.mark.parametrize("override", PRESET_OVERRIDES)
 def test_every_preset_composes_and_validates(override):
     """Each preset of each group composes on top of the defaults and passes to_config."""
-    config = to_config(compose_config([override]))
+    config = to_config(compose([override]))
     assert isinstance(config, Config)
 
 
 @pytest.mark.parametrize("name", experiments())
 def test_every_experiment_composes(name):
     """Each conf/experiment/<name>.yaml composes as ``experiment=<name>`` and passes to_config."""
-    assert isinstance(to_config(compose_config([f"experiment={name}"])), Config)
+    assert isinstance(to_config(compose([f"experiment={name}"])), Config)
 
 
 GROUP_SCHEMAS = {"agent": AgentConfig, "network": NetworkConfig, "env": EnvConfig, "device": DeviceConfig}
@@ -155,7 +156,7 @@ BAD_VALUES = [
 def test_bad_value_raises_config_error_naming_the_key(override, key):
     """A value of the right type but outside the accepted range composes, then to_config raises a
     ConfigError whose message names the full key."""
-    cfg = compose_config([override])
+    cfg = compose([override])
     with pytest.raises(ConfigError) as err:
         to_config(cfg)
     assert key in str(err.value)
@@ -179,7 +180,7 @@ def test_unknown_env_id_suggests_the_close_match():
 def test_misspelt_key_fails_in_compose(override):
     """The schema is strict: an unknown key fails while Hydra composes, before any work starts."""
     with pytest.raises(HydraException, match=override.split("=")[0].split(".")[-1]):
-        compose_config([override])
+        compose([override])
 
 
 @pytest.mark.parametrize("override, message", [
@@ -191,7 +192,7 @@ def test_added_unknown_key_is_refused_by_to_config(override, message):
     """A ``+key=value`` override composes (Hydra lets it add keys), but to_config refuses a key the
     schema does not have instead of silently dropping it, with the close match."""
     with pytest.raises(ConfigError, match=message.replace("?", r"\?")):
-        to_config(compose_config([override]))
+        to_config(compose([override]))
 
 
 def test_expected_type_describes_each_kind_of_key():
@@ -217,7 +218,7 @@ def test_expected_type_describes_each_kind_of_key():
 def test_wrong_type_is_refused_in_one_line_naming_the_key(override, allowed):
     """Composition lets a value of any type through (only keys are checked there); to_config refuses
     a value of the wrong type in one line: ``key=value is not allowed: <what the key takes>``."""
-    cfg = compose_config([override])
+    cfg = compose([override])
     with pytest.raises(ConfigError) as err:
         to_config(cfg)
     assert str(err.value) == f"{override} is not allowed: {allowed}"
@@ -245,7 +246,7 @@ def test_integer_keys_take_whole_numbers_written_with_an_exponent(override, valu
 def test_integer_keys_refuse_anything_but_whole_numbers(override):
     """Composition lets any value through to an integer key; to_config refuses what is not a whole number
     in one line that names the key, as typed: ``key=value is not allowed: an integer``."""
-    cfg = compose_config([override])
+    cfg = compose([override])
     with pytest.raises(ConfigError) as err:
         to_config(cfg)
     key = override.split("=")[0]
@@ -256,7 +257,7 @@ def test_integer_keys_refuse_anything_but_whole_numbers(override):
 def test_unknown_group_option_fails_in_compose():
     """env=nope is no preset: composition fails."""
     with pytest.raises(HydraException, match="nope"):
-        compose_config(["env=nope"])
+        compose(["env=nope"])
 
 
 def test_to_dict_round_trips_through_to_config():

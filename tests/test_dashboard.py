@@ -7,7 +7,7 @@ import re
 import pytest
 from tensorboard.plugins.hparams import api_pb2
 
-from conftest import BOX_ID, compose_config, make_config, read_custom_scalars_layout, read_hparams, read_scalars
+from conftest import BOX_ID, compose, make_config, read_custom_scalars_layout, read_hparams, read_scalars
 from ppo.dashboard import (RESULT_METRICS, RESULT_PREFIX, custom_scalars_layout, flatten, hparams_of, record_run_end,
                            record_run_start)
 
@@ -20,7 +20,7 @@ def test_flatten_gives_dotted_keys():
 def test_hparams_of_the_composed_config():
     """Every agent, network and env key and the seed, with values TensorBoard accepts (numbers and
     strings); how a run is carried out (device, progress, checkpoints) is left out."""
-    hparams = hparams_of(compose_config(["agent.max_grad_norm=null", "agent.policy_clip=0.15"]))
+    hparams = hparams_of(compose(["agent.max_grad_norm=null", "agent.policy_clip=0.15"]))
     assert hparams["agent.policy_clip"] == 0.15 and hparams["agent.gae_lambda"] == 0.8
     assert hparams["agent.batch_size"] == 256 and hparams["seed"] == 1
     assert hparams["agent.max_grad_norm"] == "null"

@@ -10,7 +10,8 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from conftest import IMAGE_ID, MULTI_DISCRETE_ID, TERMINATE_ID, TRUNCATE_ID, UNBOUNDED_ID, make_config
 from ppo.config import EnvConfig
 from ppo.errors import ConfigError
-from ppo.envs import EpisodeTracker, make_envs, solved_score
+from ppo.envs import make_envs, solved_score
+from ppo.rollout import EpisodeTracker
 
 
 def test_auto_picks_the_native_cartpole_vector_env():

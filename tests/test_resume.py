@@ -21,14 +21,15 @@ import numpy as np
 import pytest
 import torch
 
-import ppo.train
+import ppo.state
 from conftest import TERMINATE_ID, read_scalars
 from ppo.checkpoint import load_checkpoint
 from ppo.config import AgentConfig, Config, EnvConfig, NetworkConfig, TrainConfig
 from ppo.errors import ConfigError, TrainingDiverged
 from ppo.progress import Progress
 from ppo.envs import make_envs
-from ppo.train import TrainingState, train
+from ppo.state import TrainingState
+from ppo.train import train
 
 TIMING_TAGS = {"time/steps_per_second"}
 
@@ -263,14 +264,14 @@ def test_resume_after_a_crash_purges_the_points_logged_after_the_checkpoint(tmp_
     shutil.copytree(reference_dir, run_dir)
     (run_dir / "metrics.json").unlink()
     snapshot = tmp_path / "update5.pt"
-    save = ppo.train.save_checkpoint
+    save = ppo.state.save_checkpoint
 
     def save_and_snapshot(path, state):  # replay the reference run to grab its update-5 checkpoint
         save(path, state)
         if state["update"] == 5:
             shutil.copy(path, snapshot)
 
-    monkeypatch.setattr(ppo.train, "save_checkpoint", save_and_snapshot)
+    monkeypatch.setattr(ppo.state, "save_checkpoint", save_and_snapshot)
     train(toy_config(normalize=normalize), tmp_path / "replay")
     shutil.copy(snapshot, run_dir / "checkpoints" / "last.pt")
     monkeypatch.undo()

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import BOTH_ID, BOX_ID, FLOAT64_ID, MIXED_ID, TERMINATE_ID, TRUNCATE_ID, read_scalars
-from ppo.buffer import Rollout
+from ppo.rollout import Rollout
 from ppo.config import AgentConfig, Config, EnvConfig, NetworkConfig, TrainConfig
 from ppo.errors import ConfigError
 from ppo.envs import make_envs
@@ -25,7 +25,9 @@ from ppo.networks import CategoricalActor, Critic, GaussianActor, Policy, log_pr
 from ppo.normalize import Normalizer
 from ppo.evaluate import evaluate
 from ppo.loss import ppo_loss
-from ppo.train import EnvState, RunStats, collect_rollout, estimate_values, objective_value, train
+from ppo.rollout import EnvState, collect_rollout, estimate_values
+from ppo.state import RunStats, objective_value
+from ppo.train import train
 
 CPU = torch.device("cpu")
 
@@ -326,7 +328,7 @@ def test_train_with_anneal_lr_decays_the_learning_rate_linearly(tmp_path):
 
 def spy_on_ppo_loss(monkeypatch) -> list[dict]:
     """The keyword arguments of every ppo_loss call that train() makes, from now on."""
-    import ppo.train
+    import ppo.update
 
     calls = []
 
@@ -335,7 +337,7 @@ def spy_on_ppo_loss(monkeypatch) -> list[dict]:
                       for key, value in kwargs.items()})
         return ppo_loss(**kwargs)
 
-    monkeypatch.setattr(ppo.train, "ppo_loss", recording_ppo_loss)
+    monkeypatch.setattr(ppo.update, "ppo_loss", recording_ppo_loss)
     return calls
 
 
@@ -474,7 +476,7 @@ def test_rollout_holds_normalized_observations_and_scaled_rewards_but_scores_are
 def test_clip_grad_norm_matches_torch(max_norm):
     """clip_grad_norm scales gradients exactly as torch.nn.utils.clip_grad_norm_ does, both when the
     norm is above max_norm (scaled down) and below it (left alone)."""
-    from ppo.train import clip_grad_norm
+    from ppo.update import clip_grad_norm
 
     import copy
 
@@ -567,7 +569,7 @@ def test_gradients_are_clipped_per_network_or_jointly(jointly):
     CleanRL's clipping), and the critic's far larger gradient leaves the actor a tiny step."""
     from ppo.networks import parameter_groups
     from ppo.timing import PhaseTimer
-    from ppo.train import ppo_update
+    from ppo.update import Samples, ppo_update
 
     torch.manual_seed(0)
     net = NetworkConfig()
@@ -576,7 +578,8 @@ def test_gradients_are_clipped_per_network_or_jointly(jointly):
     obs, actions = torch.randn(16, 4), torch.randint(0, 2, (16,))
     with torch.no_grad():
         old_log_probs = actor.log_prob(actor(obs), actions)
-    samples = (obs, actions, old_log_probs, torch.randn(16), torch.full((16,), 1000.0), torch.zeros(16))
+    samples = Samples(obs, actions, old_log_probs, advantages=torch.randn(16), returns=torch.full((16,), 1000.0),
+                      values=torch.zeros(16))
     before = [torch.nn.utils.parameters_to_vector(model.parameters()).clone() for model in (actor, critic)]
     agent = AgentConfig(n_epochs=1, batch_size=16, max_grad_norm=0.1, entropy_coef=0.01, clip_grad_jointly=jointly)
     ppo_update(actor, critic, optimizer, samples, agent, 0.2, torch.Generator(), PhaseTimer())
