@@ -1,16 +1,18 @@
 """The Atari benchmark: ``experiment=atari`` on Breakout and Pong, the learning curve beside CleanRL's
 published PPO curve at the same env step.
 
-    python benchmarks/atari.py                                  # Breakout and Pong, seed 1, 1M steps each
-    python benchmarks/atari.py --games pong --steps 2000000
-    python benchmarks/atari.py --report-only                    # the table and curves of the runs so far
+    python -m benchmarks.atari                                  # Breakout and Pong, seed 1, 1M steps each
+    python -m benchmarks.atari --games pong --steps 2000000
+    python -m benchmarks.atari --report-only                    # the table and curves of the runs so far
+    python -m benchmarks.atari --render                         # docs/pixels.md from its data
 
 Each run is ``python -m ppo.run experiment=atari env.id=ALE/<Game>-v5 seed=S`` in its own process (the
 real CLI), in ``<out>/<game>/seed_<S>``, with a checkpoint every 25 updates: a run whose
 ``metrics.json`` exists is not run again, and one stopped on the way is resumed from its checkpoint.
-A million steps takes about 80 minutes on one core of this project's CPU. Writes ``atari.md`` (per
-game: the 100-episode mean training score at 0.25M, 0.5M and 1M env steps beside CleanRL's, the final
-greedy score) and ``learning_curves.png`` into ``--out``. Needs ``pip install -e ".[atari]"`` (and
+Writes ``atari.md`` (per run: the 100-episode mean training score at 0.25M, 0.5M and 1M env steps
+beside CleanRL's, the final greedy score) and ``learning_curves.png`` into ``--out``, then (unless
+``--report-only``) records the runs, this command and the machine in ``docs/data/pixels.json`` and
+renders ``docs/pixels.md`` (:mod:`benchmarks.pages`). Needs ``pip install -e ".[atari]"`` (and
 ``[sweep]`` for the plot).
 
 CleanRL's numbers are ``ppo_atari.py`` on ``<Game>NoFrameskip-v4`` (3 seeds; the settings of
@@ -29,9 +31,12 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from suite import run_to_the_end  # beside this script: python puts its folder first on the path
 
-from ppo.report import pyplot, read_curve
+from benchmarks import pages
+from benchmarks.suite import run_to_the_end
+from ppo.report.plots import pyplot
+from ppo.report.runs import read_curve
+from ppo.rundir import METRICS_FILE
 
 GAMES = {"breakout": "ALE/Breakout-v5", "pong": "ALE/Pong-v5"}
 CLEANRL_SOURCE = ("CleanRL docs/rl-algorithms/ppo.md (ppo_atari.py table) and docs/rl-algorithms/ppo/"
@@ -47,14 +52,21 @@ REPORT_STEPS = (250_000, 500_000, 1_000_000)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/atari.py", description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.atari", description=__doc__.split("\n\n")[0])
     parser.add_argument("--games", nargs="+", choices=list(GAMES), default=list(GAMES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--steps", type=int, default=1_000_000, help="train.total_timesteps of each run")
     parser.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes per run after training")
     parser.add_argument("--out", type=Path, default=Path("outputs/atari"))
-    parser.add_argument("--report-only", action="store_true", help="only write the table and curves")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only write the table and curves of the runs so far; record nothing in docs/")
+    parser.add_argument("--render", action="store_true",
+                        help="only render docs/pixels.md from its committed data file, run nothing")
     args = parser.parse_args(argv)
+    if args.render:
+        print(pages.write_page("pixels"))
+        return 0
     if not args.report_only:
         for seed in args.seeds:
             for game in args.games:
@@ -62,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
                                ["experiment=atari", f"env.id={GAMES[game]}", f"seed={seed}",
                                 f"train.total_timesteps={args.steps}", "train.checkpoint_every=25",
                                 f"train.eval_episodes={args.eval_episodes}"])
-    print(write_report(args.out, args.games, args.seeds))
+    section = write_report(args.out, args.games, args.seeds, pages.command("benchmarks.atari", argv))
+    print("\n".join(pages.atari_table(section)))
+    if section["runs"] and not args.report_only:
+        pages.record("pixels", "atari", section)
     return 0
 
 
@@ -75,13 +90,11 @@ def score_at(curve: tuple[np.ndarray, np.ndarray], step: int) -> float | None:
     return float(np.interp(step, steps, values))
 
 
-def write_report(out: Path, games: list[str], seeds: list[int]) -> str:
-    """Write atari.md and learning_curves.png from the runs so far; return the Markdown."""
+def write_report(out: Path, games: list[str], seeds: list[int], command: str) -> dict:
+    """Write atari.md and learning_curves.png from the runs so far; return them as the section of
+    docs/data/pixels.json that ``command`` makes, with CleanRL's numbers they stand beside."""
     out.mkdir(parents=True, exist_ok=True)
-    header = " | ".join(f"at {step / 1e6:g}M: ours / CleanRL" for step in REPORT_STEPS)
-    lines = [f"| game | seed | env steps | {header} | final greedy score (episodes) | CleanRL at 10M | steps/s |",
-             "| --- " * (7 + len(REPORT_STEPS) - 1) + "|"]
-    curves = {}
+    runs, curves = [], {}
     for game in games:
         for seed in seeds:
             run_dir = out / game / f"seed_{seed}"
@@ -89,25 +102,27 @@ def write_report(out: Path, games: list[str], seeds: list[int]) -> str:
             if not curve[0].size:
                 continue
             curves.setdefault(game, []).append(curve)
-            cells = []
-            for step in REPORT_STEPS:
-                ours = score_at(curve, step)
-                cells.append(f"{'—' if ours is None else f'{ours:.1f}'} / {CLEANRL_CURVE[game][step]:g}")
-            metrics_path = run_dir / "metrics.json"
-            metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-            final = "unfinished" if metrics is None else "no evaluation"
-            if metrics and metrics.get("final_score") is not None:  # the saved config says how many episodes
-                episodes = OmegaConf.load(run_dir / ".hydra" / "config.yaml").train.eval_episodes
-                final = f"{metrics['final_score']:.1f} ± {metrics['final_score_std']:.1f} ({episodes})"
-            speed = f"{metrics['steps_per_second']:.0f}" if metrics else "—"
-            mean, std = CLEANRL_10M[game]
-            lines.append(f"| {GAMES[game]} | {seed} | {int(curve[0][-1]):,} | {' | '.join(cells)} | {final} | "
-                         f"{mean:g} ± {std:g} | {speed} |")
-    table = "\n".join(lines) + f"\n\nCleanRL: {CLEANRL_SOURCE}.\n"
-    (out / "atari.md").write_text(table)
+            metrics_path = run_dir / METRICS_FILE
+            metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+            runs.append({
+                "game": game, "env_id": GAMES[game], "seed": seed, "env_steps": int(curve[0][-1]),
+                "scores_at": [score_at(curve, step) for step in REPORT_STEPS],
+                "final_score": metrics.get("final_score"), "final_score_std": metrics.get("final_score_std"),
+                "eval_episodes": OmegaConf.load(run_dir / ".hydra" / "config.yaml").train.eval_episodes,
+                "steps_per_second": metrics.get("steps_per_second"), "train_seconds": metrics.get("train_seconds"),
+            })
+    section = {
+        "command": command, "machine": pages.machine(), "report_steps": list(REPORT_STEPS),
+        "cleanrl": {"source": CLEANRL_SOURCE,
+                    "curve": {game: {str(step): score for step, score in curve.items()}
+                              for game, curve in CLEANRL_CURVE.items()},
+                    "score_10m": {game: list(score) for game, score in CLEANRL_10M.items()}},
+        "runs": runs,
+    }
+    (out / "atari.md").write_text("\n".join(pages.atari_table(section)) + f"\n\nCleanRL: {CLEANRL_SOURCE}.\n")
     if curves:
         plot(curves, out / "learning_curves.png")
-    return table
+    return section
 
 
 def plot(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], path: Path) -> None:

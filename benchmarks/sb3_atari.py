@@ -1,7 +1,7 @@
 """Stable-Baselines3's PPO on Atari with experiment=atari's settings, for throughput: one process, one
 torch thread, env steps per second of ``learn()``. Needs the ``bench`` and ``atari`` extras.
 
-    python benchmarks/sb3_atari.py --total-timesteps 20480
+    python -m benchmarks.sb3_atari --total-timesteps 20480
 
 SB3's own Atari stack: ``make_atari_env`` (AtariWrapper: up to 30 no-ops, frame skip 4 with max-pooling,
 end-of-life terminals, FIRE at reset, 84x84 grayscale, rewards clipped to their sign) and
@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env import VecFrameStack
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sb3_atari", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env-id", default="ALE/Breakout-v5")
     parser.add_argument("--total-timesteps", type=int, default=20480)
     parser.add_argument("--seed", type=int, default=1)

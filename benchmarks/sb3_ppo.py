@@ -2,11 +2,11 @@
 time from the start of ``learn()``, and the env steps at which the mean score of 100 consecutive
 training episodes first reaches the solved score. Needs the ``bench`` extra (``pip install -e ".[bench]"``).
 
-    python benchmarks/sb3_ppo.py --seed 1 --out metrics.json                  # RL Zoo's CartPole-v1 settings
-    python benchmarks/sb3_ppo.py --seed 1 --total-timesteps 50000 --no-stop   # throughput only
-    python benchmarks/sb3_ppo.py --env HalfCheetah-v5 --total-timesteps 100000 --no-stop  # needs the mujoco extra
-    python benchmarks/sb3_ppo.py --env Hopper-v5 --total-timesteps 1000000 --no-stop --eval-episodes 20
-    python benchmarks/sb3_ppo.py --env Ant-v5 --env-kwargs '{"contact_cost_weight": 0}' --no-stop
+    python -m benchmarks.sb3_ppo --seed 1 --out metrics.json                  # RL Zoo's CartPole-v1 settings
+    python -m benchmarks.sb3_ppo --seed 1 --total-timesteps 50000 --no-stop   # throughput only
+    python -m benchmarks.sb3_ppo --env HalfCheetah-v5 --total-timesteps 100000 --no-stop  # needs the mujoco extra
+    python -m benchmarks.sb3_ppo --env Hopper-v5 --total-timesteps 1000000 --no-stop --eval-episodes 20
+    python -m benchmarks.sb3_ppo --env Ant-v5 --env-kwargs '{"contact_cost_weight": 0}' --no-stop
 
 The defaults are RL Zoo's tuned hyperparameters for CartPole-v1 (rl-baselines3-zoo,
 hyperparams/ppo.yml): 8 envs, n_steps 32, batch 256, 20 epochs, λ 0.8, γ 0.98, entropy 0, learning
@@ -33,7 +33,6 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
-
 
 # RL Zoo's PPO settings (hyperparams/ppo.yml, as conf/experiment/<env>_tuned.yaml has them), on 1 env;
 # all normalize observations and rewards (VecNormalize, γ the agent's).
@@ -97,14 +96,16 @@ class SolvedCallback(BaseCallback):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sb3_ppo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--total-timesteps", type=int, default=100_000)
     parser.add_argument("--threshold", type=float, default=475.0)
     parser.add_argument("--no-stop", action="store_true", help="train the whole budget even once solved")
     parser.add_argument("--eval-episodes", type=int, default=0,
-                        help="deterministic episodes after training, observations normalized with the frozen statistics")
+                        help="deterministic episodes after training, observations normalized with the frozen "
+                             "statistics")
     parser.add_argument("--env-kwargs", type=json.loads, default={},
                         help="keyword arguments for the env's constructor, as a JSON object")
     parser.add_argument("--out", type=Path, help="write the metrics here as JSON (else print them)")

@@ -1,10 +1,11 @@
 """The environment suite benchmark: every env's tuned experiment over several seeds at RL Zoo's step
 budget, its final greedy score beside the score RL Zoo publishes for PPO on the same env and budget.
 
-    python benchmarks/suite.py                                   # every env, seeds 1 2 3, 2 runs at once
-    python benchmarks/suite.py --seeds 1 2 3 4 5 --envs pendulum mountain_car_continuous
-    python benchmarks/suite.py --out outputs/suite --report-only # table and plots of the runs so far
-    python benchmarks/suite.py --suite mujoco                    # the MuJoCo suite, into outputs/mujoco
+    python -m benchmarks.suite                                   # every env, seeds 1 2 3, 2 runs at once
+    python -m benchmarks.suite --seeds 1 2 3 4 5 --envs pendulum mountain_car_continuous
+    python -m benchmarks.suite --out outputs/suite --report-only # table and plots of the runs so far
+    python -m benchmarks.suite --suite mujoco                    # the MuJoCo suite, into outputs/mujoco
+    python -m benchmarks.suite --render                          # docs/classic_control.md from its data
 
 ``--suite classic`` (the default) is classic control and Box2D; ``--suite mujoco`` is HalfCheetah,
 Hopper, Walker2d, Ant and Swimmer (v5), 1M steps each. Each run is ``python -m ppo.run
@@ -22,6 +23,11 @@ Writes into ``--out``:
 * ``learning_curves.png``: per env, the 100-episode mean training score against env steps (mean ±
   std over seeds; unfinished runs included, as far as they got), with RL Zoo's score and the solved
   score as horizontal lines.
+
+Then (unless ``--report-only``) it records the finished envs' rows, with this command and the
+machine, in the suite's data file (``docs/data/classic_control.json`` or ``docs/data/mujoco.json``;
+rows of envs it did not finish stay as they were) and renders the docs page from it
+(:mod:`benchmarks.pages`).
 
 Box2D envs (the LunarLanders) need ``pip install -e ".[box2d]"``, MuJoCo envs ``pip install -e
 ".[mujoco]"``; without them they are left out.
@@ -44,7 +50,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ppo.report import mean_curve, pyplot, read_curve
+from benchmarks import pages
+from ppo.report.plots import pyplot
+from ppo.report.runs import read_curve
+from ppo.report.stats import mean_curve
+from ppo.rundir import CHECKPOINT_FILE, METRICS_FILE
 
 RL_ZOO_BENCHMARK = ("rl-baselines3-zoo benchmark.md, commit 0088472b8cb622732bdbc4aa3d0d0abde86c67ed: "
                     "https://github.com/DLR-RM/rl-baselines3-zoo/blob/0088472b8cb622732bdbc4aa3d0d0abde86c67ed/"
@@ -74,8 +84,8 @@ PUBLISHED = {
     "pendulum": Published("Pendulum-v1", -172.225, 104.159, 750, 100_000),
     "mountain_car_continuous": Published("MountainCarContinuous-v0", 88.343, 2.572, 633, 20_000),
     "lunar_lander_continuous": Published("LunarLanderContinuous-v2", 270.863, 32.072, 526, 1_000_000),
-    # RL Zoo's MuJoCo envs are the v3 ids of mujoco-py; gymnasium 1.x has v5 (README, "MuJoCo", says
-    # what changed). Its Swimmer agent was trained before RL Zoo retuned Swimmer (PR #335).
+    # RL Zoo's MuJoCo envs are the v3 ids of mujoco-py; gymnasium 1.x has v5 (docs/mujoco.md says what
+    # changed). Its Swimmer agent was trained before RL Zoo retuned Swimmer (PR #335).
     "half_cheetah": Published("HalfCheetah-v3", 5819.099, 663.530, 150, 1_000_000),
     "hopper": Published("Hopper-v3", 2410.435, 10.026, 150, 1_000_000),
     "walker2d": Published("Walker2d-v3", 3478.798, 821.708, 171, 1_000_000),
@@ -87,23 +97,31 @@ SUITES = {
                 "lunar_lander_continuous"],
     "mujoco": ["half_cheetah", "hopper", "walker2d", "ant", "swimmer"],
 }
+PAGES = {"classic": "classic_control", "mujoco": "mujoco"}  # suite -> its docs page
 # env -> (the module it needs, the extra that installs it)
 NEEDS = {"lunar_lander": ("Box2D", "box2d"), "lunar_lander_continuous": ("Box2D", "box2d"),
          **{env: ("mujoco", "mujoco") for env in SUITES["mujoco"]}}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/suite.py", description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=list(SUITES), default="classic",
-                        help="the envs to train when --envs is not given, and the default --out")
+                        help="the envs to train when --envs is not given, the default --out, and the docs page")
     parser.add_argument("--envs", nargs="+", choices=list(PUBLISHED), metavar="ENV",
                         help=f"env presets to train (default: the suite's; any of {', '.join(PUBLISHED)})")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
     parser.add_argument("--eval-episodes", type=int, default=20, help="greedy episodes per seed after training")
     parser.add_argument("--out", type=Path, help="default: outputs/suite (classic), outputs/mujoco (mujoco)")
-    parser.add_argument("--report-only", action="store_true", help="only write the table and plots")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only write the table and plots of the runs so far; record nothing in docs/")
+    parser.add_argument("--render", action="store_true",
+                        help="only render the suite's docs page from its committed data file, run nothing")
     args = parser.parse_args(argv)
+    if args.render:
+        print(pages.write_page(PAGES[args.suite]))
+        return 0
     args.envs = args.envs or SUITES[args.suite]
     args.out = args.out or Path("outputs/suite" if args.suite == "classic" else f"outputs/{args.suite}")
 
@@ -122,9 +140,27 @@ def main(argv: list[str] | None = None) -> int:
                                                              runs)) if not ok]
         if failed:
             print(f"failed: {failed}", file=sys.stderr)
-    table = write_report(args.out, envs, args.seeds)
+    rows, table = write_report(args.out, envs, args.seeds)
     print(table)
+    if rows and not args.report_only:
+        print(f"recorded in {record(args.suite, rows, pages.command('benchmarks.suite', argv))}", file=sys.stderr)
     return 0
+
+
+def record(suite: str, rows: list[dict], command: str) -> Path:
+    """Put the finished envs' rows into the suite's docs data and render its page; the page's path.
+    Rows of the whole suite make a new section; rows of some envs replace those envs' rows and keep
+    their own command and machine, which the page names beside the section's."""
+    page = PAGES[suite]
+    if {row["env"] for row in rows} == set(SUITES[suite]):
+        section = {"command": command, "machine": pages.machine(), "rl_zoo_source": RL_ZOO_BENCHMARK, "rows": rows}
+    else:
+        section = pages.load(page)["suite"]
+        rows_by_env = {row["env"]: row for row in section["rows"]}
+        rows_by_env.update({row["env"]: {**row, "command": command, "machine": pages.machine()} for row in rows})
+        section["rows"] = [rows_by_env[env] for env in SUITES[suite] if env in rows_by_env]
+    pages.record(page, "suite", section)
+    return pages.DOCS / f"{page}.md"
 
 
 def train(env: str, seed: int, out: Path, eval_episodes: int) -> bool:
@@ -136,10 +172,10 @@ def train(env: str, seed: int, out: Path, eval_episodes: int) -> bool:
 def run_to_the_end(label: str, run_dir: Path, overrides: list[str]) -> bool:
     """Train ``run_dir`` through the CLI with ``overrides``, or resume it where a stopped run left its
     checkpoint; True when it finished (or had before). Prints one line per run, led by ``label``."""
-    if (run_dir / "metrics.json").is_file():
+    if (run_dir / METRICS_FILE).is_file():
         return True
     start = time.perf_counter()
-    if (run_dir / "checkpoints" / "last.pt").is_file():  # stopped on the way: go on from its checkpoint
+    if (run_dir / CHECKPOINT_FILE).is_file():  # stopped on the way: go on from its checkpoint
         arguments = [f"resume={run_dir}", "train.progress=false"]
     else:
         arguments = [*overrides, "train.progress=false", f"hydra.run.dir={run_dir}"]
@@ -150,14 +186,15 @@ def run_to_the_end(label: str, run_dir: Path, overrides: list[str]) -> bool:
     return result.returncode == 0
 
 
-def write_report(out: Path, envs: list[str], seeds: list[int]) -> str:
+def write_report(out: Path, envs: list[str], seeds: list[int]) -> tuple[list[dict], str]:
     """Write suite.md, suite.csv and learning_curves.png from the runs: the table of the finished
-    ones, the unfinished ones' progress below it, and every run's curve; return the Markdown."""
+    ones, the unfinished ones' progress below it, and every run's curve; return the finished envs'
+    rows (:func:`summarize`) and the Markdown."""
     out.mkdir(parents=True, exist_ok=True)
     rows, curves, unfinished = [], {}, []
     for env in envs:
         run_dirs = [out / env / f"seed_{seed}" for seed in seeds]
-        finished = [run_dir for run_dir in run_dirs if (run_dir / "metrics.json").is_file()]
+        finished = [run_dir for run_dir in run_dirs if (run_dir / METRICS_FILE).is_file()]
         started = [run_dir for run_dir in run_dirs
                    if run_dir not in finished and (run_dir / ".hydra" / "config.yaml").is_file()]
         unfinished += [progress_so_far(env, run_dir) for run_dir in started]
@@ -165,7 +202,7 @@ def write_report(out: Path, envs: list[str], seeds: list[int]) -> str:
             curves[env] = [read_curve(run_dir) for run_dir in started]
         if not finished:
             continue
-        metrics = [json.loads((run_dir / "metrics.json").read_text()) for run_dir in finished]
+        metrics = [json.loads((run_dir / METRICS_FILE).read_text()) for run_dir in finished]
         configs = [_saved_config(run_dir) for run_dir in finished]
         if len({config["train"]["eval_episodes"] for config in configs}) > 1:
             print(f"{env}: the seeds played different numbers of evaluation episodes; the pooled std "
@@ -176,7 +213,7 @@ def write_report(out: Path, envs: list[str], seeds: list[int]) -> str:
     (out / "suite.md").write_text(table + "\n")
     (out / "suite.csv").write_text(to_csv(rows))
     plot(curves, rows, unfinished, out / "learning_curves.png")
-    return table
+    return rows, table
 
 
 def progress_so_far(env: str, run_dir: Path) -> dict:
@@ -205,7 +242,7 @@ def _saved_config(run_dir: Path) -> dict:
 
 
 def summarize(env: str, metrics: list[dict], config: dict) -> dict:
-    """One env's row: our numbers over its seeds, and RL Zoo's."""
+    """One env's row: our numbers over its seeds (and each seed's final score), and RL Zoo's."""
     means = np.array([m["final_score"] for m in metrics])
     stds = np.array([m.get("final_score_std", math.nan) for m in metrics])
     # All episodes pooled (each seed plays the same number): the mean of the seed means, and the
@@ -215,7 +252,8 @@ def summarize(env: str, metrics: list[dict], config: dict) -> dict:
     published = PUBLISHED[env]
     return {
         "env": env, "env_id": config["env"]["id"], "budget": config["train"]["total_timesteps"],
-        "seeds": len(metrics), "score_mean": means.mean(), "score_std_over_seeds": means.std(ddof=1) if len(means) > 1 else 0.0,
+        "seeds": len(metrics), "score_mean": means.mean(),
+        "score_std_over_seeds": means.std(ddof=1) if len(means) > 1 else 0.0, "seed_scores": means.tolist(),
         "score_std_pooled": pooled_std, "eval_episodes": config["train"]["eval_episodes"],
         "solved_score": threshold, "seeds_solved": int(np.sum(means >= threshold)) if threshold is not None else None,
         # None where no seed finished 100 training episodes (MountainCarContinuous in 20k steps)
@@ -232,21 +270,7 @@ def _mean_or_none(values: list) -> float | None:
 
 
 def markdown(rows: list[dict], unfinished: list[dict] = ()) -> str:
-    lines = [
-        "| env | budget (steps) | ours: final score, mean ± std over seeds | ours: all eval episodes | "
-        "seeds with final score ≥ solved score | best 100-ep training mean | train s per run | RL Zoo PPO (1 seed) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in rows:
-        solved = f"{r['seeds_solved']}/{r['seeds']} (≥ {r['solved_score']:g})" if r["solved_score"] is not None else "—"
-        best_mean = f"{r['best_mean_100']:.1f}" if r["best_mean_100"] is not None else "— (< 100 episodes)"
-        lines.append(
-            f"| {r['env_id']} | {r['budget']:,} | {r['score_mean']:.1f} ± {r['score_std_over_seeds']:.1f} "
-            f"({r['seeds']} seed{'s' if r['seeds'] > 1 else ''}) | {r['score_mean']:.1f} ± {r['score_std_pooled']:.1f} "
-            f"({r['seeds'] * r['eval_episodes']} episodes) | {solved} | {best_mean} "
-            f"| {r['train_seconds']:.0f} | {r['rl_zoo_mean']:.1f} ± {r['rl_zoo_std']:.1f} "
-            f"({r['rl_zoo_env']}, {r['rl_zoo_budget']:,} steps) |")
-    lines.append("")
+    lines = [*pages.suite_table(rows), ""]
     lines.append(f"RL Zoo's scores: {RL_ZOO_BENCHMARK} (PPO rows; one agent per env, deterministic evaluation "
                  "over about 150k steps; its Pendulum and MountainCarContinuous agents use gSDE).")
     if unfinished:

@@ -431,6 +431,29 @@ def to_dict(config: Config) -> dict:
     return OmegaConf.to_container(OmegaConf.structured(config))
 
 
+RESUME_MAY_CHANGE = ("train.total_timesteps", "train.progress")
+"""The keys in which a resumed run's config may differ from the one it was trained with: a larger
+budget trains it further, and the progress bar is the console's business."""
+
+
+def first_difference(trained: dict, current: dict, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """``(key, trained value, current value)`` of the first key, in the config's order, in which two
+    configs as :func:`to_dict` gives them differ, leaving out :data:`RESUME_MAY_CHANGE` and
+    ``resume``; None where they agree."""
+    for key in dict.fromkeys([*trained, *current]):
+        full_key = f"{prefix}{key}"
+        if full_key in (*RESUME_MAY_CHANGE, "resume"):
+            continue
+        before, now = trained.get(key), current.get(key)
+        if isinstance(before, dict) and isinstance(now, dict):
+            found = first_difference(before, now, f"{full_key}.")
+            if found:
+                return found
+        elif before != now:
+            return full_key, before, now
+    return None
+
+
 def register_configs() -> None:
     """Register the schema that ``conf/config.yaml`` composes onto, as ``ppo_config``."""
     ConfigStore.instance().store(name="ppo_config", node=ConfigSchema)

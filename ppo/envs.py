@@ -6,8 +6,8 @@ preprocessing, and channels-last images such as MinAtar's (10, 10, C) grids move
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import os
 import signal
 
 import gymnasium as gym
@@ -16,6 +16,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.async_vector_env import _async_worker
 
 from ppo.config import EnvConfig
+from ppo.env_ids import resolve_env_id
 from ppo.errors import ConfigError
 
 AUTORESET = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
@@ -48,13 +49,23 @@ def make_envs(env: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorE
     return envs
 
 
+def _env_creator(env_id: str):
+    """The class (or function) that gymnasium calls to make one ``env_id``."""
+    entry_point = gym.spec(resolve_env_id(env_id)).entry_point
+    return gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+
+
 def _constructor_arguments(env_id: str) -> list[str]:
     """The keyword arguments that ``env_id``'s constructor names (empty where it cannot be read)."""
-    entry_point = gym.spec(env_id).entry_point
-    if isinstance(entry_point, str):
-        entry_point = gym.envs.registration.load_env_creator(entry_point)
-    parameters = inspect.signature(entry_point).parameters.values()
+    parameters = inspect.signature(_env_creator(env_id)).parameters.values()
     return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _render_modes(env_id: str) -> list[str] | None:
+    """The render modes that ``env_id``'s class lists in its metadata, read as ``gymnasium.make`` reads
+    them; None where there are none to read (a function, or a wrapper class's metadata property)."""
+    metadata = getattr(_env_creator(env_id), "metadata", None)
+    return metadata.get("render_modes") if isinstance(metadata, dict) else None
 
 
 def missing_dependency(err: gym.error.DependencyNotInstalled) -> str:
@@ -69,11 +80,12 @@ def missing_dependency(err: gym.error.DependencyNotInstalled) -> str:
 
 def is_atari(env_id: str) -> bool:
     """Whether ``env_id`` is one of ale-py's ``ALE/<Game>-v5`` ids, which get the Atari preprocessing."""
-    return env_id.startswith("ALE/")
+    return resolve_env_id(env_id).startswith("ALE/")
 
 
 def _make_vector_env(env: EnvConfig, num_envs: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
-    spec = gym.spec(env.id)
+    env_id = resolve_env_id(env.id)
+    spec = gym.spec(env_id)
     autoreset_mode = AUTORESET[env.autoreset_mode]
     vectorization = "sync" if render_mode else env.vectorization
     if vectorization == "auto":
@@ -85,7 +97,7 @@ def _make_vector_env(env: EnvConfig, num_envs: int, render_mode: str | None = No
                               "vector env; use sync, async or auto")
         kwargs = {**(_atari_vector_kwargs(env) if is_atari(env.id) else {}), **_episode_limit(env),
                   **(env.kwargs or {})}
-        envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
         if envs.metadata.get("autoreset_mode") != autoreset_mode:
             envs.close()
             raise ConfigError(f"env.autoreset_mode={env.autoreset_mode!r} is not allowed with the native "
@@ -99,7 +111,7 @@ def _make_vector_env(env: EnvConfig, num_envs: int, render_mode: str | None = No
         if render_mode:
             kwargs["render_mode"] = render_mode
         wrappers.append(channels_first)
-        envs = gym.make_vec(env.id, num_envs=num_envs, vectorization_mode=vectorization,
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization,
                             vector_kwargs=vector_kwargs, wrappers=wrappers, **kwargs)
     return envs
 
@@ -219,13 +231,21 @@ def solved_score(env: EnvConfig) -> float | None:
     """The 100-episode mean score that counts as solving ``env.id``: the config's, else gymnasium's."""
     if env.solved_score is not None:
         return env.solved_score
-    return gym.spec(env.id).reward_threshold
+    return gym.spec(resolve_env_id(env.id)).reward_threshold
 
 
 def make_render_env(env: EnvConfig) -> gym.vector.VectorEnv:
     """One copy of ``env.id`` that renders RGB frames (``envs.render()``), with the observations the
     agent trained on: a sync vector env, so that Atari gets its preprocessing as gymnasium wrappers."""
+    # pygame (classic control, Box2D) initializes SDL's audio too, and on a machine without a sound card
+    # ALSA prints a dozen lines of errors; rgb_array frames need no sound. A user's own choice stays.
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     try:
+        # gymnasium would warn, then fail on the render_mode that an env of your own may not take
+        render_modes = _render_modes(env.id)
+        if render_modes is not None and "rgb_array" not in render_modes:
+            raise ConfigError(f"video=true is not allowed for env.id={env.id!r}: it renders no rgb_array frames "
+                              f"(its metadata's render_modes are {render_modes})")
         envs = _make_vector_env(env, 1, render_mode="rgb_array")
     except gym.error.DependencyNotInstalled as err:
         raise ConfigError(f"env.id={env.id!r} is not available here: {missing_dependency(err)}") from None

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     scores = evaluation["scores"]
     print(f"{evaluation['env_id']}: {scores.mean():.1f} ± {scores.std():.1f} over {len(scores)} greedy episodes "
-          f"(checkpoint {evaluation['checkpoint']}: update {evaluation['update']}, env step {evaluation['global_step']})")
+          f"(checkpoint {evaluation['checkpoint']}: update {evaluation['update']}, "
+          f"env step {evaluation['global_step']})")
     if "video" in evaluation:
         print(f"video: {evaluation['video']}")
     return 0
@@ -162,7 +163,8 @@ def record_video(policy, env: EnvConfig, video_dir: Path, seed: int, writer=None
     # One frame per agent step, in real time: the Atari 2600 draws 60 frames a second, 4 to a step.
     fps = 60 / ATARI_FRAME_SKIP if is_atari(env.id) else envs.envs[0].metadata.get("render_fps") or 30
     video_dir.mkdir(parents=True, exist_ok=True)
-    path = video_dir / f"{env.id.replace('/', '-')}-step{step}-seed{seed}.mp4"
+    # the '/' of ALE/Pong-v5 would make a subdirectory; Windows refuses the ':' of my_envs:Corridor-v0
+    path = video_dir / f"{env.id.replace('/', '-').replace(':', '-')}-step{step}-seed{seed}.mp4"
     writer_mp4 = None
     small_frames = []
     try:

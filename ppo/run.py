@@ -27,10 +27,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ppo.config import Config, EnvConfig, register_configs, to_config
+from ppo.config import RESUME_MAY_CHANGE, Config, EnvConfig, register_configs, to_config, to_dict
 from ppo.errors import ConfigError, TrainingDiverged
-from ppo.rundir import CHECKPOINT_FILE
-from ppo.sweep import clear_failure, record_failure, sweep_run_name, swept_keys
+from ppo.rundir import CHECKPOINT_FILE, EVENT_FILES, METRICS_FILE, read_metrics
+from ppo.sweep import (check_same_config, clear_failure, record_failure, relaunch_arguments, sweep_run_name,
+                       swept_keys)
 
 log = logging.getLogger("ppo")
 
@@ -114,6 +115,13 @@ def main(cfg: DictConfig) -> float | None:
         from ppo.state import objective_value
         from ppo.train import train
 
+        if in_sweep:
+            earlier = earlier_run(config, run_dir)
+            if isinstance(earlier, dict):  # finished by an earlier command of this sweep
+                log.info("Kept: %s finished earlier (%s)", run_dir, final_score_words(earlier))
+                return objective_value(earlier)
+            resume = earlier
+
         if not resume:  # a resumed run recorded its start the first time
             record_run_start(run_dir, hparams_of(cfg), differing)
         started = True
@@ -186,7 +194,30 @@ def warn_if_env_id_leaves_its_preset(env: EnvConfig, preset: str | None) -> None
                 f"no preset is made for {env.id}: the other env keys are at their defaults")
 
 
-RESUME_OVERRIDES = ("resume", "train.total_timesteps", "train.progress")
+def earlier_run(config: Config, run_dir: Path) -> dict | bool:
+    """What a job of a sweep does with what an earlier command of the same sweep left in its run dir
+    (see :mod:`ppo.sweep`): the metrics of a finished run, handed back without training; True to
+    resume from the checkpoint (a stopped or failed run, or a finished one given a larger budget);
+    False to start (nothing there, or a run killed before its first checkpoint, whose event files
+    go: it starts over on a clean step axis). A checkpoint trained with another config than the
+    job's is refused (:class:`ConfigError`)."""
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        for path in run_dir.glob(EVENT_FILES):
+            path.unlink()
+        return False
+    from ppo.checkpoint import load_checkpoint  # torch
+
+    saved = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    check_same_config(saved["config"], to_dict(config), run_dir)
+    metrics = read_metrics(run_dir)
+    if saved["finished"] and config.train.total_timesteps <= saved["config"]["train"]["total_timesteps"]:
+        return metrics if metrics is not None else True  # True: killed while evaluating, which resuming ends
+    if metrics is not None:  # a larger budget: the run is unfinished until it reaches it
+        (run_dir / METRICS_FILE).unlink()
+    return True
+
+
+RESUME_OVERRIDES = ("resume", *RESUME_MAY_CHANGE)
 
 
 def resumed_config(config: Config, run_dir: Path) -> Config:
@@ -220,4 +251,11 @@ def resumed_config(config: Config, run_dir: Path) -> Config:
 
 
 if __name__ == "__main__":
+    try:  # resume=<sweep dir> is the command that launched the sweep, recognized before Hydra writes anything
+        relaunch = relaunch_arguments(sys.argv[1:])
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    if relaunch is not None:
+        sys.argv[1:] = relaunch
     main()

@@ -6,8 +6,9 @@ tools, ``ppo.evaluate``, ``ppo.report`` and the benchmarks read these names from
       checkpoints/last.pt     the newest checkpoint (CHECKPOINT_FILE)
       metrics.json            written when the run finishes (METRICS_FILE)
       failed.json             written when a run of a sweep raised (FAILED_FILE)
-      events.out.tfevents.*   TensorBoard
-    <sweep dir>/multirun.yaml the sweep's composed config (SWEEP_CONFIG)
+      events.out.tfevents.*   TensorBoard (EVENT_FILES)
+    <sweep dir>/multirun.yaml the sweep's composed config, with its command's overrides (SWEEP_CONFIG)
+    <sweep dir>/.sweep.lock   held by the command that runs the sweep (SWEEP_LOCK)
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ CHECKPOINT_FILE = Path(CHECKPOINT_DIR) / LAST_CHECKPOINT
 METRICS_FILE = "metrics.json"
 FAILED_FILE = "failed.json"
 SWEEP_CONFIG = "multirun.yaml"
+SWEEP_LOCK = ".sweep.lock"
+"""Locked (``flock``) by the command that runs the sweep, for the sweep's life: a second command on
+the same sweep dir is refused, and the operating system releases the lock when its holder dies."""
+EVENT_FILES = "events.out.tfevents.*"
 SEED_KEY = "seed"
 """The override that names a run's seed (``seed=3``): the sweep's name puts it last, the report pools over it."""
 
@@ -33,3 +38,12 @@ def write_json(path: str | Path, data: dict) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     os.replace(partial, path)
+
+
+def read_metrics(run_dir: str | Path) -> dict | None:
+    """A run's ``metrics.json``; None where there is none, or where it cannot be read as JSON (a run
+    that did not finish)."""
+    try:
+        return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None

@@ -143,13 +143,14 @@ class TrainingState:
             raise ConfigError(f"checkpoint={source!r} cannot be resumed on this device ({err})") from None
         self.global_step, self.update, self.train_seconds = saved["global_step"], saved["update"], saved["train_seconds"]
 
-    def resume_from(self, saved: dict, source: str, config: Config) -> None:
+    def resume_from(self, saved: dict, source: str, config: Config, reported: bool = True) -> None:
         """:meth:`load_state_dict` after checking that the checkpoint fits this run (env, network
         shape, normalization) and has work left: a finished run goes on only with a larger
-        ``train.total_timesteps``. Raises :class:`ConfigError` naming what does not fit."""
+        ``train.total_timesteps``, or when it was stopped before it ``reported`` its metrics (during
+        its evaluation). Raises :class:`ConfigError` naming what does not fit."""
         require_fields(saved, [*self.state_dict(), *POLICY_FIELDS, "finished"], source, "resumed")
         saved_budget = saved["config"]["train"]["total_timesteps"]
-        if saved["finished"] and config.train.total_timesteps <= saved_budget:
+        if saved["finished"] and config.train.total_timesteps <= saved_budget and reported:
             raise ConfigError(f"checkpoint={source!r} cannot be resumed: its run finished at env step "
                               f"{saved['global_step']}; a train.total_timesteps larger than {saved_budget} "
                               "trains it further")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -33,7 +34,7 @@ from ppo.loss import PPOLoss
 from ppo.networks import Actor, Critic, GaussianActor, Policy
 from ppo.progress import Progress
 from ppo.rollout import EnvState, Rollout, collect_rollout, estimate_values, storage_dtype
-from ppo.rundir import CHECKPOINT_FILE, METRICS_FILE, write_json
+from ppo.rundir import CHECKPOINT_FILE, METRICS_FILE, read_metrics, write_json
 from ppo.state import TrainingState, run_metrics, save_training_state
 from ppo.timing import PhaseTimer
 from ppo.update import Samples, apply_schedules, explained_variance, minibatch_loss, ppo_update
@@ -64,7 +65,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
     try:
         state = TrainingState.create(config, envs, device)
         if saved is not None:
-            state.resume_from(saved, str(checkpoint_path), config)
+            state.resume_from(saved, str(checkpoint_path), config, reported=read_metrics(out_dir) is not None)
     except ConfigError:
         envs.close()
         raise
@@ -149,6 +150,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
         writer.close()
         log.warning("%s: stopped at env step %d (update %d of %d), checkpoint saved. Resume with: "
                     "python -m ppo.run resume=%s", interrupted, state.global_step, state.update, num_updates, out_dir)
+        stop.hand_over()
         return {"interrupted": interrupted, "global_step": state.global_step, "update": state.update}
 
     # ---- EVALUATE ----
@@ -193,10 +195,17 @@ def resumed_env_seed(seed: int, update: int) -> int:
     return int(np.random.SeedSequence([seed, update]).generate_state(1)[0])
 
 
+PREEMPT_SIGNAL_ENV = "SUBMITIT_PREEMPT_SIGNAL"
+"""Names the signal submitit sends a job before SLURM preempts it or its time runs out (USR2 unless set)."""
+
+
 class StopSignals:
     """While installed, SIGINT (Ctrl-C) and SIGTERM (what a cluster sends on preemption) do not kill
     the process: they set ``signal`` to the signal's name, and the loop stops after the update in
-    progress with a checkpoint. ``restore`` puts the previous handlers back. Installed in the main
+    progress with a checkpoint. So does a cluster's preemption signal (``$SUBMITIT_PREEMPT_SIGNAL``,
+    USR2 by default) where a handler of it is installed (submitit's, which requeues the job):
+    :meth:`hand_over` then passes it on to that handler once the checkpoint is saved, and the
+    requeued job resumes from it. ``restore`` puts the previous handlers back. Installed in the main
     thread only (Python allows signal handlers nowhere else); elsewhere ``signal`` stays None."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -204,8 +213,12 @@ class StopSignals:
     def __init__(self) -> None:
         self.signal: str | None = None
         self.previous = {}
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        preempt = getattr(signal, "SIG" + os.environ.get(PREEMPT_SIGNAL_ENV, "USR2"), None)
+        self.preempt = preempt if preempt is not None and callable(signal.getsignal(preempt)) else None
+        signals = (*self.SIGNALS, self.preempt) if self.preempt is not None else self.SIGNALS
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in signals}
 
     def _handle(self, signum: int, _frame) -> None:
         self.signal = signal.Signals(signum).name  # no I/O here: the loop reports and saves
@@ -213,7 +226,13 @@ class StopSignals:
     def restore(self) -> None:
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
-        self.previous = {}
+
+    def hand_over(self) -> None:
+        """Pass the preemption signal that stopped the run on to the handler it replaced (submitit's
+        requeues the job and exits); any other signal: nothing."""
+        preempt = getattr(self, "preempt", None)
+        if preempt is not None and self.signal == signal.Signals(preempt).name:
+            self.previous[preempt](preempt, None)
 
 
 def select_device(device: DeviceConfig) -> torch.device:

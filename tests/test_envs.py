@@ -10,7 +10,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from conftest import IMAGE_ID, MULTI_DISCRETE_ID, TERMINATE_ID, TRUNCATE_ID, UNBOUNDED_ID, make_config
 from ppo.config import EnvConfig
 from ppo.errors import ConfigError
-from ppo.envs import make_envs, solved_score
+from ppo.envs import make_envs, make_render_env, solved_score
 from ppo.rollout import EpisodeTracker
 
 
@@ -189,3 +189,11 @@ def test_box2d_env_without_box2d_names_the_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "Box2D", None)  # import Box2D now raises ImportError
     with pytest.raises(ConfigError, match=r"env.id='LunarLander-v3' is not available here: .*ppo\[box2d\]"):
         make_envs(EnvConfig(id="LunarLander-v3", num_envs=1))
+
+
+def test_render_env_of_an_env_without_rgb_array_is_a_config_error():
+    """An env whose metadata lists no rgb_array render mode (many of your own) cannot be recorded: one
+    line, not gymnasium's warning and a TypeError for the render_mode its constructor does not take."""
+    with pytest.raises(ConfigError, match=rf"^video=true is not allowed for env.id='{TERMINATE_ID}': it renders no "
+                                          r"rgb_array frames \(its metadata's render_modes are \[\]\)$"):
+        make_render_env(EnvConfig(id=TERMINATE_ID, num_envs=1))

@@ -1,30 +1,16 @@
-"""benchmarks/suite.py's table: our scores over seeds beside RL Zoo's, from finished run dirs."""
+"""The suite's and the Atari benchmark's tables (our scores over seeds beside RL Zoo's and CleanRL's,
+from finished run dirs), and what the suite records in its docs page's data."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
+import shutil
 from pathlib import Path
 
-import pytest
 from omegaconf import OmegaConf
 
-SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "suite.py"
-
-
-@pytest.fixture(scope="module")
-def suite():
-    """benchmarks/suite.py as a module (benchmarks/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("suite", SUITE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["suite"] = module  # its dataclasses look their module up while it loads
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules["suite"]
-    return module
+from benchmarks import atari, pages, suite
 
 
 def fake_run(out: Path, env: str, seed: int, mean: float, std: float, best_mean: float | None) -> None:
@@ -38,13 +24,14 @@ def fake_run(out: Path, env: str, seed: int, mean: float, std: float, best_mean:
         "final_score": mean, "final_score_std": std, "best_mean_score_100": best_mean, "train_seconds": 30.0}))
 
 
-def test_the_table_pools_seeds_and_stands_beside_rl_zoo(tmp_path, suite):
+def test_the_table_pools_seeds_and_stands_beside_rl_zoo(tmp_path):
     """Two seeds scoring -150 ± 30 and -250 ± 40 over 20 episodes each: mean -200, std over seeds
     70.7 (sample std of the two means), all 40 episodes pooled sqrt((30² + 40²)/2 + 50²) = 61.2;
     one seed reaches the solved score -200 (the other is below); RL Zoo's Pendulum row beside it."""
     fake_run(tmp_path, "pendulum", 1, -150.0, 30.0, -190.0)
     fake_run(tmp_path, "pendulum", 2, -250.0, 40.0, None)  # fewer than 100 training episodes
-    table = suite.write_report(tmp_path, ["pendulum", "cartpole"], [1, 2])
+    rows, table = suite.write_report(tmp_path, ["pendulum", "cartpole"], [1, 2])
+    assert [row["seed_scores"] for row in rows] == [[-150.0, -250.0]]
     row = next(line for line in table.splitlines() if line.startswith("| Pendulum-v1"))
     assert "-200.0 ± 70.7 (2 seeds)" in row
     assert f"-200.0 ± {math.sqrt((30**2 + 40**2) / 2 + 50**2):.1f} (40 episodes)" in row
@@ -73,7 +60,7 @@ def fake_mujoco_run(out: Path, env: str, env_id: str, seed: int, curve: list[tup
         (run_dir / "metrics.json").write_text(json.dumps(metrics))
 
 
-def test_the_mujoco_table_reports_unfinished_runs_apart_as_partial(tmp_path, suite):
+def test_the_mujoco_table_reports_unfinished_runs_apart_as_partial(tmp_path):
     """HalfCheetah: seeds 1 and 2 finished at 5000 ± 100 and 4000 ± 100 (one of them at or above
     gymnasium's threshold 4800), seed 3 stopped at step 300,000 with a 100-episode mean of 2,500: the row
     pools seeds 1 and 2 beside RL Zoo's v3 score, and seed 3 is listed below as partial. Hopper has
@@ -85,7 +72,7 @@ def test_the_mujoco_table_reports_unfinished_runs_apart_as_partial(tmp_path, sui
                     {"final_score": 4000.0, "final_score_std": 100.0, **finished})
     fake_mujoco_run(tmp_path, "half_cheetah", "HalfCheetah-v5", 3, [(100_000, 800.0), (300_000, 2500.0)], None)
     fake_mujoco_run(tmp_path, "hopper", "Hopper-v5", 1, [(50_000, 300.0), (200_000, 1234.5)], None)
-    table = suite.write_report(tmp_path, ["half_cheetah", "hopper", "walker2d"], [1, 2, 3])
+    _, table = suite.write_report(tmp_path, ["half_cheetah", "hopper", "walker2d"], [1, 2, 3])
     row = next(line for line in table.splitlines() if line.startswith("| HalfCheetah-v5"))
     assert "4500.0 ± 707.1 (2 seeds)" in row and "(40 episodes)" in row
     assert "1/2 (≥ 4800)" in row
@@ -96,7 +83,7 @@ def test_the_mujoco_table_reports_unfinished_runs_apart_as_partial(tmp_path, sui
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
 
 
-def test_the_mujoco_suite_runs_one_seed_of_every_env_first_and_resumes_stopped_runs(tmp_path, suite, monkeypatch):
+def test_the_mujoco_suite_runs_one_seed_of_every_env_first_and_resumes_stopped_runs(tmp_path, monkeypatch):
     """``--suite mujoco`` trains its five envs seed by seed; a finished run is skipped, and a run with a
     checkpoint but no metrics.json goes on with ``resume=<run dir>``."""
     commands = []
@@ -111,7 +98,7 @@ def test_the_mujoco_suite_runs_one_seed_of_every_env_first_and_resumes_stopped_r
     (tmp_path / "hopper" / "seed_1" / "metrics.json").write_text("{}")
     (tmp_path / "ant" / "seed_2" / "checkpoints").mkdir(parents=True)
     (tmp_path / "ant" / "seed_2" / "checkpoints" / "last.pt").write_bytes(b"")
-    monkeypatch.setattr(suite, "write_report", lambda out, envs, seeds: "")
+    monkeypatch.setattr(suite, "write_report", lambda out, envs, seeds: ([], ""))  # nothing finished: no record
     assert suite.main(["--suite", "mujoco", "--seeds", "1", "2", "--jobs", "1", "--out", str(tmp_path)]) == 0
     started = [(args[0], args[1]) for args in commands]
     assert started == [("experiment=half_cheetah_tuned", "seed=1"), ("experiment=walker2d_tuned", "seed=1"),
@@ -122,31 +109,43 @@ def test_the_mujoco_suite_runs_one_seed_of_every_env_first_and_resumes_stopped_r
                        ("experiment=swimmer_tuned", "seed=2")]
 
 
-@pytest.fixture(scope="module")
-def atari(suite):
-    """benchmarks/atari.py as a module; it imports run_to_the_end from the suite beside it."""
-    spec = importlib.util.spec_from_file_location("atari_benchmark", SUITE.parent / "atari.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["suite"] = suite
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules["suite"]
-    return module
-
-
-def test_the_atari_table_reads_our_curve_at_cleanrls_steps(tmp_path, atari):
+def test_the_atari_table_reads_our_curve_at_cleanrls_steps(tmp_path):
     """Breakout finished 1M steps, its 100-episode mean 5 at 200k and 21 at 1M: at 0.25M the
     interpolated 6.0 stands beside CleanRL's 6.5, at 1M 21.0 beside 19.5, and its greedy score comes
     from metrics.json. Pong stopped at 400k: its 1M cell is empty and it is marked unfinished."""
     fake_mujoco_run(tmp_path, "breakout", "ALE/Breakout-v5", 1, [(200_000, 5.0), (1_000_000, 21.0)],
                     {"final_score": 31.5, "final_score_std": 4.5, "steps_per_second": 210.0})
     fake_mujoco_run(tmp_path, "pong", "ALE/Pong-v5", 1, [(100_000, -21.0), (400_000, -20.0)], None)
-    table = atari.write_report(tmp_path, ["breakout", "pong"], [1])
+    section = atari.write_report(tmp_path, ["breakout", "pong"], [1], "python -m benchmarks.atari")
+    table = (tmp_path / "atari.md").read_text()
     breakout = next(line for line in table.splitlines() if line.startswith("| ALE/Breakout-v5"))
     assert "| 6.0 / 6.5 | 11.0 / 10.9 | 21.0 / 19.5 |" in breakout
-    assert "| 31.5 ± 4.5 (20) | 414.66 ± 28.09 | 210 |" in breakout
+    assert "| 31.5 ± 4.5 (20) | 414.7 ± 28.1 | 210 |" in breakout
     pong = next(line for line in table.splitlines() if line.startswith("| ALE/Pong-v5"))
-    assert "| — / -8.5 | unfinished |" in pong and "| 400,000 |" in pong
+    assert "| — / -8.5 | unfinished (400,000 steps) |" in pong
     assert "fe8d8a03" in table
+    assert [run["scores_at"][-1] for run in section["runs"]] == [21.0, None]
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
+
+
+def test_a_rerun_of_one_env_replaces_its_row_and_keeps_its_command(tmp_path, monkeypatch):
+    """``--envs pendulum`` records the Pendulum row with its own command, renders the page with it, and
+    leaves the other envs' rows and the section's command as they were."""
+    shutil.copytree(pages.DATA, tmp_path / "data")
+    monkeypatch.setattr(pages, "DATA", tmp_path / "data")
+    monkeypatch.setattr(pages, "DOCS", tmp_path)
+    before = pages.load("classic_control")["suite"]
+    fake_run(tmp_path / "runs", "pendulum", 1, -150.0, 30.0, -190.0)
+    fake_run(tmp_path / "runs", "pendulum", 2, -250.0, 40.0, -180.0)
+    rows, _ = suite.write_report(tmp_path / "runs", ["pendulum"], [1, 2])
+    suite.record("classic", rows, "python -m benchmarks.suite --envs pendulum --seeds 1 2")
+    after = pages.load("classic_control")["suite"]
+    assert after["command"] == before["command"]
+    assert [row["env"] for row in after["rows"]] == [row["env"] for row in before["rows"]]
+    pendulum = next(row for row in after["rows"] if row["env"] == "pendulum")
+    assert pendulum["score_mean"] == -200.0 and pendulum["command"].endswith("--envs pendulum --seeds 1 2")
+    assert [row for row in after["rows"] if row["env"] != "pendulum"] == \
+        [row for row in before["rows"] if row["env"] != "pendulum"]
+    page = (tmp_path / "classic_control.md").read_text()
+    assert "| Pendulum-v1 | 100,000 | -200.0 ± 70.7 (2 seeds) |" in page
+    assert "The Pendulum-v1 row: `python -m benchmarks.suite --envs pendulum --seeds 1 2`" in page

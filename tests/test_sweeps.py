@@ -269,7 +269,7 @@ def test_report_on_a_sweep_with_failed_empty_and_unfinished_runs(failed_sweep, t
     nothing in it as having no data, and a run without metrics.json as still running with its step."""
     import shutil
 
-    from ppo.report import write_report
+    from ppo.report.write import write_report
 
     source_dir, _ = failed_sweep
     sweep_dir = tmp_path / "sweep"

@@ -4,13 +4,19 @@ TensorBoard; the frames are those of the episode the policy plays. Skipped witho
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from conftest import make_config, require_modules
+from conftest import make_config, require_modules, run_cli
 
 require_modules("moviepy", "pygame", extras="video")
 
+from ppo.config import EnvConfig  # noqa: E402
+from ppo.envs import make_render_env  # noqa: E402
 from ppo.evaluate import _video_frame, evaluate  # noqa: E402
 from ppo.train import train  # noqa: E402
 
@@ -48,3 +54,30 @@ def test_small_float_frames_become_even_sized_uint8_rgb():
     assert (video_frame[32:48, 48:64] == 255).all() and video_frame.sum() == 255 * 3 * 16 * 16
     assert _video_frame(np.zeros((5, 7, 3), np.uint8), "x").shape[:2] == (160, 224)
     assert _video_frame(np.zeros((401, 600, 3), np.uint8), "x").shape[:2] == (402, 600)
+
+
+@pytest.mark.slow
+def test_recording_a_video_opens_no_sound_device(tmp_path, monkeypatch):
+    """pygame initializes SDL's audio as it renders CartPole; on a machine without a sound card, ALSA
+    printed a dozen "ALSA lib ... Unknown PCM default" lines on stderr."""
+    monkeypatch.delenv("SDL_AUDIODRIVER", raising=False)
+    result = run_cli(tmp_path, "train.total_timesteps=512", "train.eval_episodes=1", "train.progress=false",
+                     "train.video=true", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "run" / "videos").glob("*.mp4"))
+    assert not [line for line in result.stderr.splitlines() if "ALSA" in line], result.stderr
+
+
+def test_render_env_silences_sdl_audio_unless_the_user_chose_a_driver(monkeypatch):
+    """SDL_AUDIODRIVER=dummy is set where the render env is made, not when ppo is imported; a driver the
+    user set stays."""
+    env = {k: v for k, v in os.environ.items() if k != "SDL_AUDIODRIVER"}
+    imported = subprocess.run([sys.executable, "-c", "import os, ppo.envs, ppo.evaluate; "
+                               "print(os.environ.get('SDL_AUDIODRIVER'))"], env=env, capture_output=True, text=True)
+    assert imported.stdout.strip() == "None", imported.stderr
+    monkeypatch.setenv("SDL_AUDIODRIVER", "pulseaudio")
+    make_render_env(EnvConfig(id="CartPole-v1", num_envs=1)).close()
+    assert os.environ["SDL_AUDIODRIVER"] == "pulseaudio"
+    monkeypatch.delenv("SDL_AUDIODRIVER")  # setenv above made the end of the test remove the dummy too
+    make_render_env(EnvConfig(id="CartPole-v1", num_envs=1)).close()
+    assert os.environ["SDL_AUDIODRIVER"] == "dummy"
