@@ -4,12 +4,14 @@ PPO.
 
 The trainer opens its writer with :func:`open_writer` and logs through :func:`record_episodes`,
 :func:`log_update` and :func:`log_evaluation`.
+
 ``python -m ppo.run`` calls :func:`record_run_start` once the config is valid and
 :func:`record_run_end` when training returned or failed; :func:`ppo.train.train`, which knows the
 env's action space, writes :func:`custom_scalars_layout` beside its scalars. The two records go
 into the run directory itself, so TensorBoard lists exactly one run per run directory
-(``SummaryWriter.add_hparams`` would open a timestamped sub-run per call instead). The HParams plugin's three summaries are built from
-TensorBoard's own protos and go straight to the writer's file writer:
+(``SummaryWriter.add_hparams`` would open a timestamped sub-run per call instead). The HParams
+plugin's three summaries are built from TensorBoard's own protos and go straight to the writer's
+file writer:
 
 * at the start: the HParams *experiment* (which hyperparameters and which metrics there are, and
   which hyperparameters differ between runs: the HParams table shows those by default and the
@@ -43,6 +45,7 @@ from torch.utils.tensorboard import SummaryWriter
 from ppo.config import AgentConfig, Config, to_dict
 from ppo.loss import PPOLoss
 from ppo.networks import GaussianActor
+from ppo.rundir import EVENT_FILES
 from ppo.state import RunStats, TrainingState
 from ppo.update import total_loss
 
@@ -259,7 +262,7 @@ def wait_for_a_later_event_file_name(out_dir: Path) -> None:
     made in, then the host, the process id and a counter, which sort as text: a file made in the same
     second as the stopped run's could sort before it, and the purge would come too early. Wait
     (at most a second, and only when resuming within the second the last file was made) so it can't."""
-    seconds = [int(path.name.split(".")[3]) for path in out_dir.glob("events.out.tfevents.*")
+    seconds = [int(path.name.split(".")[3]) for path in out_dir.glob(EVENT_FILES)
                if path.name.split(".")[3].isdigit()]
     while seconds and time.time() < max(seconds) + 1:
         time.sleep(0.05)

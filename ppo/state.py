@@ -141,7 +141,8 @@ class TrainingState:
             self.generator.set_state(saved["generator_state"])
         except RuntimeError as err:
             raise ConfigError(f"checkpoint={source!r} cannot be resumed on this device ({err})") from None
-        self.global_step, self.update, self.train_seconds = saved["global_step"], saved["update"], saved["train_seconds"]
+        self.global_step, self.update = saved["global_step"], saved["update"]
+        self.train_seconds = saved["train_seconds"]
 
     def resume_from(self, saved: dict, source: str, config: Config, reported: bool = True) -> None:
         """:meth:`load_state_dict` after checking that the checkpoint fits this run (env, network

@@ -266,7 +266,8 @@ def check_same_config(trained: dict, current: dict, run_dir: Path) -> None:
     difference = first_difference(trained, current)
     if difference:
         key, before, now = difference
-        raise ConfigError(f"{key}={now!r} is not allowed in {run_dir}: its checkpoint was trained with {key}={before!r}; "
+        raise ConfigError(f"{key}={now!r} is not allowed in {run_dir}: its checkpoint was trained with "
+                          f"{key}={before!r}; "
                           "a run resumes only with the config it was trained with (move the run dir away to "
                           "train it anew)")
 
@@ -298,7 +299,8 @@ def sweep_run_name(sweep_dir: str | Path, job_overrides: Sequence[str], job_num:
     there a value drawn from an interval is rounded to 3 significant digits and the name ends with
     Hydra's job number, ``job=N``. A sweep without swept keys names its runs ``job=N``."""
     swept, listed_once = _read_sweep(sweep_dir)
-    values = {override.key_or_group: override for override in parse_overrides(job_overrides) if not override.is_delete()}
+    values = {override.key_or_group: override for override in parse_overrides(job_overrides)
+              if not override.is_delete()}
     leaves = [key.rpartition(".")[2] for key in swept]
     parts = []
     for (key, sweep), leaf in zip(swept.items(), leaves):

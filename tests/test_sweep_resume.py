@@ -166,7 +166,8 @@ def test_a_killed_optuna_search_with_a_database_goes_on_with_its_study(tmp_path)
 
     sweep_dir, storage = tmp_path / "search", f"sqlite:///{tmp_path / 'study.db'}"
     command = ["experiment=cartpole_search", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
-               "train.total_timesteps=30720", *QUIET, f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}"]
+               "train.total_timesteps=30720", *QUIET, f"hydra.sweeper.storage={storage}",
+               f"hydra.sweep.dir={sweep_dir}"]
     process = launch(tmp_path, *command)
     kill_when(process, lambda: len(list(sweep_dir.glob(f"*job=[23]/{CHECKPOINT_FILE}"))) == 2)
     result = run_cli(tmp_path, f"resume={sweep_dir}", timeout=300)
