@@ -77,3 +77,12 @@ def test_the_config_imports_only_leaf_modules():
     """ppo.config is at the bottom of the package: what it imports of ppo imports nothing of ppo."""
     for imported in GRAPH["ppo.config"]:
         assert not GRAPH[imported], f"ppo.config imports {imported}, which imports {sorted(GRAPH[imported])}"
+
+
+def test_every_package_of_ppo_is_installed():
+    """A regular install (CI's) ships only the packages pyproject.toml lists: each package dir of ppo/ is there."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE_DIR.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {module_name(path) for path in PACKAGE_DIR.rglob("__init__.py")}
+    assert packages <= listed, f"not in pyproject.toml's packages: {sorted(packages - listed)}"
