@@ -24,6 +24,8 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from ppo.rundir import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -479,11 +481,163 @@ def sb3_atari(data: dict) -> str:
                       f"{listing(section['ours_steps_per_second'])} steps/s, the two commands alternating."])
 
 
+def precision_speed(data: dict) -> str:
+    section = data["precision_speed"]
+    lines = ["| setting | env steps | device.precision | chosen | steps/s per round | peak RSS, MB |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['setting']} | {section['steps'][r['setting']]:,} | {r['precision']} | {r['chosen']} "
+              f"| {listing(r['steps_per_second'])} | {max(r['peak_rss_mb']):,} |" for r in section["rows"]]
+    sb3 = section.get("sb3_atari")
+    if sb3:
+        ours = next(r for r in section["rows"] if r["setting"] == "atari" and r["precision"] == "auto")
+        ratios = [a / b for a, b in zip(ours["steps_per_second"], sb3["steps_per_second"])]
+        lines += ["", f"Stable-Baselines3's PPO with the atari settings (`python -m benchmarks.sb3_atari`), in each "
+                  f"round after ours: {listing(sb3['steps_per_second'])} steps/s, peak RSS "
+                  f"{max(sb3['peak_rss_mb']):,} MB. Ours with `auto` against it: {listing(ratios, '.2f')} times "
+                  "its steps/s."]
+    return "\n".join([provenance(section), "", *lines])
+
+
+def precision_learning(data: dict) -> str:
+    section = data["precision_learning"]
+    lines = ["| game | env steps | seeds | fp32: final scores | fp32: IQM [95% CI] | bf16: final scores "
+             "| bf16: IQM | bf16's IQM inside fp32's interval |", "| --- " * 8 + "|"]
+    for r in section["rows"]:
+        fp32, bf16 = r["fp32"], r["bf16"]
+        inside = "—"
+        if fp32["ci"] is not None and bf16["iqm"] is not None:
+            low, high = fp32["ci"]
+            inside = "yes" if low <= bf16["iqm"] <= high else "no, above" if bf16["iqm"] > high else "no, below"
+        interval = "" if fp32["ci"] is None else f" [{fp32['ci'][0]:.1f}, {fp32['ci'][1]:.1f}]"
+        scores = [listing(runs["final_scores"], ".1f") if runs["final_scores"] else "—" for runs in (fp32, bf16)]
+        lines.append(f"| {r['env_id']} | {r['budget']:,} | {listing(r['seeds'])} | {scores[0]} "
+                     f"| {number(fp32['iqm'], '.1f')}{interval} | {scores[1]} | {number(bf16['iqm'], '.1f')} "
+                     f"| {inside} |")
+    return "\n".join([provenance(section), "", *lines])
+
+
+def precision_atari(data: dict) -> str:
+    section = data["precision_atari"]
+    lines = ["| game | seed | env steps | fp32: last 100-episode mean | bf16: last 100-episode mean "
+             "| bf16 of fp32, above the lowest score | fp32: greedy score | bf16: greedy score "
+             "| steps/s fp32, bf16 |", "| --- " * 9 + "|"]
+    for r in section["rows"]:
+        fp32, bf16 = r["fp32"] or {}, r["bf16"] or {}
+        fraction = "—" if r["bf16_of_fp32"] is None else f"{r['bf16_of_fp32']:.0%}"
+        speeds = ", ".join(number(runs.get("steps_per_second")) for runs in (fp32, bf16))
+        lines.append(f"| {r['env_id']} | {r['seed']} | {r['budget']:,} | {number(fp32.get('mean_score_100'), '.1f')} "
+                     f"| {number(bf16.get('mean_score_100'), '.1f')} | {fraction} "
+                     f"| {number(fp32.get('final_score'), '.1f')} | {number(bf16.get('final_score'), '.1f')} "
+                     f"| {speeds} |")
+    return "\n".join([provenance(section), "", *lines])
+
+
+# ---------------------------------------------------------------------------------------------------
+# POPULATIONS (benchmarks.population)
+# ---------------------------------------------------------------------------------------------------
+
+def _launch_values(launch: dict, metric: str, budget: float | None = None) -> np.ndarray:
+    values = [run[metric] if run[metric] is not None else budget for run in launch["runs"].values()]
+    return np.array([value for value in values if value is not None], dtype=float)
+
+
+def population_scaling(data: dict) -> str:
+    section = data["scaling"]
+    counts = sorted({point["members"] for row in section["rows"] for point in row["points"]})
+    lines = ["| setting | steps per member | " + " | ".join(f"K={k}" for k in counts) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in counts) + " |"]
+    for row in section["rows"]:
+        by_count = {point["members"]: point for point in row["points"]}
+        single = by_count[1]["steps_per_second_per_member"]
+        speeds = {k: point["steps_per_second_per_member"] for k, point in by_count.items()}
+        cells = [f"{speeds[k]:,.0f} ({speeds[k] * k / single:.1f}x)" if k in speeds else "—" for k in counts]
+        lines.append(f"| {row['setting']} | {row['steps_per_member']:,} | " + " | ".join(cells) + " |")
+    memory = [f"{row['setting']}, K={point['members']}: {point['peak_rss_mb']:,.0f} MB"
+              for row in section["rows"] for point in row["points"] if point["members"] in (max(counts), 16)]
+    return "\n".join(lines) + "\n\nPeak resident memory of the process: " + "; ".join(memory) + ".\n\n" + \
+        provenance(section)
+
+
+def population_sweep(data: dict) -> str:
+    from ppo.report.stats import bootstrap_ci, iqm
+
+    section = data["sweep"]
+    by_launcher = {launcher: [r for r in section["rounds"] if r["launcher"] == launcher]
+                   for launcher in ("joblib", "population")}
+    walls = {launcher: float(np.mean([r["wall_seconds"] for r in rounds])) for launcher, rounds in by_launcher.items()}
+    aucs = {launcher: np.concatenate([_launch_values(r, "auc") for r in rounds])
+            for launcher, rounds in by_launcher.items()}
+    lines = ["| launcher | sweep wall time (s), per round | mean | runs finished | IQM of AUC [95% CI] |",
+             "| --- | --- | --- | --- | --- |"]
+    for launcher, rounds in by_launcher.items():
+        low, high = bootstrap_ci([aucs[launcher]])
+        per_round = ", ".join(f"{r['wall_seconds']:.0f}" for r in rounds)
+        lines.append(f"| {launcher} | {per_round} | "
+                     f"{walls[launcher]:.0f} | {sum(len(r['runs']) for r in rounds)} | "
+                     f"{iqm(aucs[launcher]):.1f} [{low:.1f}, {high:.1f}] |")
+    rng = np.random.default_rng(0)
+    differences = [iqm(rng.choice(aucs["population"], aucs["population"].size)) -
+                   iqm(rng.choice(aucs["joblib"], aucs["joblib"].size)) for _ in range(5000)]
+    low, high = np.percentile(differences, [2.5, 97.5])
+    distinct = all(len({round(run["auc"], 9) for name, run in r["runs"].items() if name.endswith(f"seed={seed}")}) == 9
+                   for r in by_launcher["population"] for seed in (1, 2, 3))
+    train = np.mean([run["train_seconds"] for r in by_launcher["population"] for run in r["runs"].values()])
+    return "\n".join(lines) + (
+        f"\n\nThe population took {walls['population'] / walls['joblib']:.2f} of joblib's wall time. IQM of AUC, "
+        f"population minus joblib: {iqm(aucs['population']) - iqm(aucs['joblib']):+.1f}, 95% bootstrap interval "
+        f"[{low:.1f}, {high:.1f}]. Within each seed the 9 (ε, λ) members' AUCs all differ: "
+        f"{'yes' if distinct else 'no'}. A population's wall time is its members' training loop, "
+        f"{train:.0f} s on average (the members train together, so each member's loop spans the population's), "
+        f"and everything outside it: start-up, composing 27 configs, evaluation and writing, "
+        f"{walls['population'] - train:.0f} s.\n\n") + provenance(section)
+
+
+def population_grid(data: dict) -> str:
+    section = data["grid"]
+    launches = section["launches"]
+    lines = ["| key = value | " + " | ".join(f"{launch['launcher']}: IQM steps to solve [95% CI]"
+                                                 for launch in launches) + " |", "| --- | --- | --- |"]
+    for effects in zip(*(launch["effects"] for launch in launches)):
+        cells = [f"{e['iqm']:,.0f} [{e['low']:,.0f}, {e['high']:,.0f}]" for e in effects]
+        lines.append(f"| {effects[0]['key']} = {effects[0]['value']} | " + " | ".join(cells) + " |")
+    walls = ", ".join(f"{launch['launcher']} {launch['wall_seconds'] / 60:.1f} min ({len(launch['runs'])} runs)"
+                      for launch in launches)
+    return "\n".join(lines) + f"\n\nWall time: {walls}.\n\n" + provenance(section)
+
+
+def population_equivalence(data: dict) -> str:
+    from scipy.stats import mannwhitneyu
+
+    section = data["equivalence"]
+    population, single = section["launches"]
+    budget = 150_000
+    steps = {launch["launcher"]: _launch_values(launch, "steps_to_solve", budget) for launch in (population, single)}
+    rng = np.random.default_rng(0)
+    differences = [np.median(rng.choice(steps["population"], steps["population"].size)) -
+                   np.median(rng.choice(steps["joblib"], steps["joblib"].size)) for _ in range(5000)]
+    low, high = np.percentile(differences, [2.5, 97.5])
+    p_value = mannwhitneyu(steps["population"], steps["joblib"]).pvalue
+    lines = ["| seeds 1–10 | steps to solve, per seed | median |", "| --- | --- | --- |"]
+    for launch, label in ((population, "one population of 10"), (single, "10 single runs (joblib)")):
+        by_seed = sorted(launch["runs"].items(), key=lambda item: int(item[0].rsplit("=", 1)[1]))
+        values = [run["steps_to_solve"] for _, run in by_seed]
+        lines.append(f"| {label} | {', '.join('—' if v is None else f'{v:,}' for v in values)} | "
+                     f"{np.median(steps[launch['launcher']]):,.0f} |")
+    return "\n".join(lines) + (
+        f"\n\nMann-Whitney U p = {p_value:.2f}; median of the population minus median of the single runs "
+        f"{np.median(steps['population']) - np.median(steps['joblib']):+,.0f} steps, 95% bootstrap interval "
+        f"[{low:+,.0f}, {high:+,.0f}]. A run that never solves counts at the budget, {budget:,}.\n\n"
+    ) + provenance(section)
+
+
+
 # ---------------------------------------------------------------------------------------------------
 # THE PAGES
 # ---------------------------------------------------------------------------------------------------
 
 PAGES: dict[str, dict[str, Callable[[dict], str]]] = {
+    "population": {"scaling": population_scaling, "sweep": population_sweep, "grid": population_grid,
+                   "equivalence": population_equivalence},
     "classic_control": {"suite": classic_suite},
     "mujoco": {"suite": mujoco_suite, "per_network": per_network, "sb3_v5": sb3_v5, "ant_v3_task": ant_v3_task,
                "ant_ablation": ant_ablation, "cleanrl_settings": cleanrl_settings},
@@ -492,9 +646,11 @@ PAGES: dict[str, dict[str, Callable[[dict], str]]] = {
                     "tutorial_300_games": tutorial_300_games, "compare": compare, "crossover": crossover,
                     "compile_learning": compile_learning, "mujoco_wall_time": mujoco_wall_time,
                     "half_cheetah_profile": half_cheetah_profile, "atari_envs": atari_envs,
-                    "atari_training": atari_training, "sb3_atari": sb3_atari},
+                    "atari_training": atari_training, "sb3_atari": sb3_atari, "precision_speed": precision_speed,
+                    "precision_learning": precision_learning},
 }
 RENDER_COMMANDS = {
+    "population": "python -m benchmarks.population --render",
     "classic_control": "python -m benchmarks.suite --render",
     "mujoco": "python -m benchmarks.suite --suite mujoco --render",
     "pixels": "python -m benchmarks.atari --render",

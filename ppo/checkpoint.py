@@ -13,6 +13,7 @@ from ppo.config import Config, to_config
 from ppo.errors import ConfigError
 from ppo.networks import Policy, describe_action_space, make_actor
 from ppo.normalize import Normalizer
+from ppo.precision import choose_precision
 from ppo.rundir import CHECKPOINT_FILE
 
 
@@ -60,7 +61,7 @@ def checkpoint_path(path: str | Path) -> Path:
 def load_policy(path: str | Path, device: str | torch.device = "cpu",
                 config: Config | None = None) -> tuple[Policy, Config]:
     """The trained policy of a checkpoint (or run dir): its actor in eval mode with the observation
-    statistics it was trained with; and the run's config.
+    statistics and the precision (``device.precision``) it was trained with; and the run's config.
 
     ``config`` (default: the one saved in the checkpoint) is the run the actor must fit: a checkpoint
     of another env or network shape raises :class:`ConfigError` naming the mismatch."""
@@ -84,7 +85,9 @@ def policy_from_checkpoint(state: dict, source: str, device: str | torch.device 
     normalizer = Normalizer(obs_shape[0], num_envs=1, normalize_observations="observations" in statistics,
                             clip_observations=config.env.clip_observations)
     normalizer.load_state_dict(statistics)
-    return Policy(actor.eval(), normalizer), config
+    # the precision the run trained in: device.precision chosen again, on this machine, as the run chose it
+    precision = choose_precision(config.device.precision, torch.device(device), config.network.type)
+    return Policy(actor.eval(), normalizer, precision), config
 
 
 def describe_obs_shape(shape: tuple[int, ...]) -> str:

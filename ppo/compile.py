@@ -5,8 +5,10 @@ spends much of its time dispatching them. ``torch.compile`` fuses the forward pa
 a few C++ kernels, and AOTAutograd compiles their backward pass with them (on this project's CPU that
 saves at most a fifth of a step: see :data:`AUTO_MIN_MINIBATCH_STEPS`); gradient clipping and
 Adam stay eager (fused Adam is one op per parameter group already: compiling them saved nothing
-measurable and cost seconds of compilation). Compiling costs about 4 s with a warm cache and half a
-minute with a cold one, which a short run never wins back: ``auto`` compiles only long runs.
+measurable and cost seconds of compilation). Under bfloat16 (``device.precision``) the function compiled
+is the minibatch step inside its autocast region (:meth:`ppo.precision.Precision.autocast_each_call`).
+Compiling costs about 4 s with a warm cache and half a minute with a cold one, which a short run never
+wins back: ``auto`` compiles only long runs.
 
 Inductor caches what it compiled in ``$TORCHINDUCTOR_CACHE_DIR``. Torch's default is
 ``/tmp/torchinductor_$USER``, which a reboot or the end of a cluster job wipes; a run that compiles

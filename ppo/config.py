@@ -1,10 +1,9 @@
 """Typed configuration: one documented place per hyperparameter.
 
-Hydra composes YAML presets from ``conf/`` on top of these dataclasses' keys (registered
-below as the schema ``ppo_config``), so a misspelt key fails while Hydra composes.
-:func:`to_config` then turns the composed ``DictConfig`` into these objects, before any
-work starts: a value of the wrong type, and a value out of the range that
-``__post_init__`` checks, raise :class:`ConfigError`, one line with the full key.
+Hydra composes YAML presets from ``conf/`` on top of these dataclasses' keys (registered below as the
+schema ``ppo_config``), so a misspelt key fails while Hydra composes. :func:`to_config` then turns the
+composed ``DictConfig`` into these objects, before any work starts: a value of the wrong type, and a value
+out of the range that ``__post_init__`` checks, raise :class:`ConfigError`, one line with the full key.
 Integer keys take whole numbers written as floats, such as ``total_timesteps=1e5``.
 """
 
@@ -222,6 +221,7 @@ class EnvConfig:
 
 DEVICE_TYPES = ("cpu", "cuda", "auto")
 COMPILE_MODES = ("off", "on", "auto")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass
@@ -233,17 +233,21 @@ class DeviceConfig:
     torch_threads: int = 1
     """CPU threads for torch ops; small MLPs run fastest on 1. 0 keeps torch's default."""
     compile: str = "auto"
-    """``torch.compile`` the update's minibatch step (forward pass and loss; its backward pass comes
-    compiled with it): ``on``, ``off``, or ``auto``, which compiles only runs with enough minibatch
-    steps (``n_updates * n_epochs * minibatches``) to win back the compilation time
-    (:data:`ppo.compile.AUTO_MIN_MINIBATCH_STEPS`). Compiled code is cached in ``$TORCHINDUCTOR_CACHE_DIR``
-    (default ``~/.cache/ppo/inductor``), so later runs compile in seconds. Without a C++ compiler, or
-    if compilation fails, the run goes on uncompiled after one warning."""
+    """``torch.compile`` the update's minibatch step (forward pass and loss, and with them their backward
+    pass): ``on``, ``off``, or ``auto``, which compiles only runs with enough minibatch steps (``n_updates *
+    n_epochs * minibatches``) to win back the compilation time (:data:`ppo.compile.AUTO_MIN_MINIBATCH_STEPS`).
+    Compiled code is cached in ``$TORCHINDUCTOR_CACHE_DIR`` (default ``~/.cache/ppo/inductor``), so later
+    runs compile in seconds; without a C++ compiler, or if compilation fails, the run goes on uncompiled."""
+    precision: str = "auto"
+    """The networks' arithmetic: ``fp32``, ``bf16`` (matmuls and convolutions in bfloat16 autocast; outputs,
+    losses, weights, Adam and checkpoints float32) or ``auto``: bf16 where the hardware has it natively and
+    it pays for ``network.type`` (the CNNs), else fp32 (:mod:`ppo.precision`). The start line says which."""
 
     def __post_init__(self) -> None:
         _require(self.type in DEVICE_TYPES, "device.type", self.type, f"one of {DEVICE_TYPES}")
         _require(self.torch_threads >= 0, "device.torch_threads", self.torch_threads, "an integer >= 0")
         _require(self.compile in COMPILE_MODES, "device.compile", self.compile, f"one of {COMPILE_MODES}")
+        _require(self.precision in PRECISIONS, "device.precision", self.precision, f"one of {PRECISIONS}")
 
 
 OBJECTIVES = ("final_score", "best_mean_score_100", "auc", "steps_to_solve")

@@ -212,11 +212,11 @@ def open_writer(out_dir: Path, config: Config, resumed: bool, continuous_actions
     return writer
 
 
-def record_episodes(writer: SummaryWriter, stats: RunStats, episodes: list[tuple[int, float, int]],
+def record_episodes(writer: SummaryWriter, stats: RunStats, episodes: list[tuple[int, float, int, int]],
                     rollout_start_step: int, num_envs: int, seconds: float, max_episodes: int | None) -> None:
-    """The rollout's finished episodes ``(t, score, length)``, at the env step each ended, into the
+    """The rollout's finished episodes ``(t, score, length, env)``, at the env step each ended, into the
     run statistics and TensorBoard; none past ``max_episodes``."""
-    for t, score, length in episodes:
+    for t, score, length, _env in episodes:
         if stats.episodes == max_episodes:
             return
         step = rollout_start_step + (t + 1) * num_envs

@@ -3,7 +3,8 @@ episodes of a trained policy, reported as mean ± std; ``video=true`` also recor
 ``<run dir>/videos`` and into the run's TensorBoard events.
 
 The env and network come from the run's config (``<run dir>/.hydra/config.yaml``, else the one saved
-in its checkpoint); the weights from ``checkpoint`` (default ``<run dir>/checkpoints/last.pt``). The
+in its checkpoint); the weights from ``checkpoint`` (default ``<run dir>/checkpoints/last.pt``); the
+precision from its ``device.precision``, chosen as the run chose it (:mod:`ppo.precision`). The
 default seed is the one of the run's own final evaluation, so that with the run's number of episodes
 this prints the ``final_score`` of its ``metrics.json``. A missing or corrupt checkpoint, or one of
 another env or network shape, is one line on stderr and exit status 2.

@@ -31,13 +31,17 @@ def ppo_loss(
     new_values: torch.Tensor,
     returns: torch.Tensor,
     entropy: torch.Tensor,
-    policy_clip: float,
+    policy_clip: float | torch.Tensor,
     old_values: torch.Tensor | None = None,
-    value_clip: float | None = None,
+    value_clip: float | torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> PPOLoss:
     """Clipped surrogate (Schulman et al. 2017, eq. 7) and critic regression for one minibatch.
 
-    All inputs are (B,) tensors. The ratio π_new/π_old is exp(log π_new - log π_old): dividing
+    The inputs are (B,) tensors, and each term is their mean. A population's members come as (K, B)
+    tensors with ``policy_clip`` and ``value_clip`` (K, 1), and each term is (K,): the means of each
+    member's row, over the samples where ``weights`` (K, B) is 1 when minibatches of members differ
+    in size (0 marks padding). The ratio π_new/π_old is exp(log π_new - log π_old): dividing
     probabilities underflows for unlikely actions, subtracting logs does not.
 
     With ``value_clip`` (which needs ``old_values``, the critic's values at collection), the critic's
@@ -51,15 +55,23 @@ def ppo_loss(
     ratio = log_ratio.exp()
     surrogate = ratio * advantages
     clipped_surrogate = ratio.clamp(1.0 - policy_clip, 1.0 + policy_clip) * advantages
-    actor = -torch.min(surrogate, clipped_surrogate).mean()
+    actor = -_mean(torch.min(surrogate, clipped_surrogate), weights)
     critic_errors = (returns - new_values).pow(2)
     if value_clip is not None:
         if old_values is None:
             raise ValueError("ppo_loss: value_clip needs old_values, the critic's values at collection")
         clipped_values = old_values + (new_values - old_values).clamp(-value_clip, value_clip)
         critic_errors = torch.max(critic_errors, (returns - clipped_values).pow(2))
-    critic = critic_errors.mean()
+    critic = _mean(critic_errors, weights)
     with torch.no_grad():
-        approx_kl = ((ratio - 1.0) - log_ratio).mean()
-        clip_fraction = ((ratio - 1.0).abs() > policy_clip).float().mean()
-    return PPOLoss(actor, critic, entropy.mean(), approx_kl, clip_fraction)
+        approx_kl = _mean((ratio - 1.0) - log_ratio, weights)
+        clip_fraction = _mean(((ratio - 1.0).abs() > policy_clip).float(), weights)
+    return PPOLoss(actor, critic, _mean(entropy, weights), approx_kl, clip_fraction)
+
+
+def _mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The mean over the last dim, of the samples whose weight is 1 when ``weights`` are given (a
+    row without any is 0)."""
+    if weights is None:
+        return values.mean(-1)
+    return (values * weights).sum(-1) / weights.sum(-1).clamp_min(1.0)

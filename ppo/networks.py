@@ -6,13 +6,15 @@ over ``Box`` actions. Both offer the same methods, so the trainer has one code p
 
 Observations go in as the env gives them: floats, or uint8 pixels and bool grids that the networks
 scale to [0, 1] themselves, so that a rollout of images is stored as compactly as the env makes it.
+Outputs come out float32 also under bfloat16 autocast (``device.precision``, :mod:`ppo.precision`):
+log-probabilities, values and the losses made of them are never computed in bfloat16.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 import gymnasium as gym
@@ -24,6 +26,7 @@ from torch import nn
 from ppo.config import NetworkConfig
 from ppo.errors import ConfigError
 from ppo.normalize import Normalizer
+from ppo.precision import Precision
 
 _ACTIVATIONS = {"relu": (nn.ReLU, torch.relu), "tanh": (nn.Tanh, torch.tanh)}  # module, function
 
@@ -73,6 +76,12 @@ CONVOLUTIONS = {
     "minatar_cnn": ((16, 3, 1),),
 }
 
+CHANNELS_LAST = {"nature_cnn"}
+"""The CNNs whose convolutions run on channels-last images and weights, where it pays. A minibatch step
+of 256 on a 2-core AMD EPYC CPU, one thread (``python -m benchmarks.precision --minibatch``): the Nature
+CNN's takes 157 ms instead of 234 in float32, and 91 against 89 in bfloat16 (the same, within the noise);
+MinAtar's CNN's 6.4 ms instead of 5.1 in float32 and 4.9 instead of 3.4 in bfloat16, so it stays contiguous."""
+
 
 def check_network_fits(obs_shape: tuple[int, ...], net: NetworkConfig) -> None:
     """Raise :class:`ConfigError` unless ``network.type`` reads observations of ``obs_shape``: an MLP
@@ -98,7 +107,9 @@ class Torso(nn.Module):
     ``hidden_sizes`` layers, each followed by ``network.activation``. ``out_dim`` is the last width.
 
     Takes any leading batch dims, (..., *obs_shape). uint8 pixels are scaled by 1/255 and bool
-    grids read as 0/1 here, per minibatch: the rollout keeps them as the env gives them.
+    grids read as 0/1 here, per minibatch: the rollout keeps them as the env gives them. Under
+    autocast they become its dtype directly. The CNNs of :data:`CHANNELS_LAST` keep their convolution
+    weights, and take their images, channels-last.
     """
 
     def __init__(self, obs_shape: tuple[int, ...], net: NetworkConfig):
@@ -113,6 +124,9 @@ class Torso(nn.Module):
                              activation_module()]
             channels = out_channels
         self.conv = nn.Sequential(*convolutions, nn.Flatten()) if convolutions else None
+        self.memory_format = torch.channels_last if net.type in CHANNELS_LAST else torch.contiguous_format
+        if self.conv is not None:
+            self.conv.to(memory_format=self.memory_format)  # its optimizer state follows the weights' format
         with torch.no_grad():
             in_dim = self.conv(torch.zeros(1, *obs_shape)).shape[1] if self.conv is not None else obs_shape[0]
         dense: list[nn.Module] = []
@@ -122,13 +136,18 @@ class Torso(nn.Module):
         self.out_dim = net.hidden_sizes[-1]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        batch_shape = obs.shape[:-self.obs_ndim]
+        if self.conv is not None:  # (B, C, H, W) in the convolutions' memory format, moved while still compact
+            obs = obs.reshape(-1, *obs.shape[-self.obs_ndim:]).contiguous(memory_format=self.memory_format)
+        dtype = torch.float32
+        if self.conv is not None and torch.is_autocast_enabled(obs.device.type):
+            dtype = torch.get_autocast_dtype(obs.device.type)  # what the convolutions take: no float32 copy
         if obs.dtype == torch.uint8:
-            x = obs.float().mul_(1 / 255)
+            x = obs.to(dtype).mul_(1 / 255)
         else:
-            x = obs.float()  # bool grids as 0/1; a no-op for float32
+            x = obs.to(dtype)  # bool grids as 0/1; a no-op for float32
         if self.conv is not None:
-            batch_shape = x.shape[:-self.obs_ndim]
-            x = self.conv(x.reshape(-1, *x.shape[-self.obs_ndim:])).reshape(*batch_shape, -1)
+            x = self.conv(x).reshape(*batch_shape, -1)
         return self.dense(x)
 
 
@@ -172,7 +191,7 @@ class CategoricalActor(nn.Module):
         self.body = _body(obs_shape, n_actions, net, out_gain=0.01)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.policy(self.body(obs))
+        return self.policy(self.body(obs).float())
 
     def policy(self, outputs: torch.Tensor) -> torch.Tensor:
         """The policy's parameters from the network's outputs (the logits): log π(·|s)."""
@@ -216,7 +235,7 @@ class GaussianActor(nn.Module):
         self.low, self.high = np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.body(obs)
+        return self.body(obs).float()
 
     def policy(self, outputs: torch.Tensor) -> torch.Tensor:
         """The policy's parameters from the network's outputs: they are μ(s)."""
@@ -292,7 +311,7 @@ def policy_and_values(actor: Actor, critic: Critic, obs: torch.Tensor) -> tuple[
     if torso is None:
         return actor(obs), critic(obs)
     features = torso(obs)
-    return actor.policy(actor.body.head(features)), critic.body.head(features).squeeze(-1)
+    return actor.policy(actor.body.head(features).float()), critic.body.head(features).float().squeeze(-1)
 
 
 def parameter_groups(actor: Actor, critic: Critic) -> list[list[nn.Parameter]]:
@@ -308,10 +327,12 @@ def parameter_groups(actor: Actor, critic: Critic) -> list[list[nn.Parameter]]:
 
 @dataclass
 class Policy:
-    """A trained actor with the observation statistics it was trained with (when it normalized them)."""
+    """A trained actor with the observation statistics it was trained with (when it normalized them),
+    acting in the precision it was trained in."""
 
     actor: Actor
     normalizer: Normalizer | None = None
+    precision: Precision = field(default_factory=Precision)
 
     @torch.inference_mode()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -323,7 +344,9 @@ class Policy:
             obs = obs.astype(np.float32, copy=False)
         obs = torch.from_numpy(obs)
         device = next(self.actor.parameters()).device
-        return self.actor.env_actions(self.actor.mode(self.actor(obs.to(device))).cpu().numpy())
+        with self.precision.autocast():
+            log_probs_or_means = self.actor(obs.to(device))
+        return self.actor.env_actions(self.actor.mode(log_probs_or_means).cpu().numpy())
 
 
 class Critic(nn.Module):
@@ -341,7 +364,7 @@ class Critic(nn.Module):
         self.body = _body(obs_shape, 1, net, out_gain=1.0, torso=torso)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.body(obs).squeeze(-1)
+        return self.body(obs).float().squeeze(-1)
 
 
 def sample_actions(log_probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -22,9 +22,11 @@ class Progress:
     also draws a bar there, and console log records print above it while it is open.
 
     ``start_step``: the steps a resumed run had done already; the bar starts there, and steps/s
-    counts only the steps of this process."""
+    counts only the steps of this process. ``bar=False`` draws none (a population's members log
+    lines only); ``log_extra`` goes with each line's record (a member's run dir, for its run.log)."""
 
-    def __init__(self, total_steps: int, enabled: bool = True, start_step: int = 0, name: str | None = None):
+    def __init__(self, total_steps: int, enabled: bool = True, start_step: int = 0, name: str | None = None,
+                 bar: bool = True, log_extra: dict | None = None):
         self.total_steps = total_steps
         self.start_step = start_step
         self.enabled = enabled
@@ -34,7 +36,8 @@ class Progress:
         self.logged_step: int | None = None
         self.bar: tqdm | None = None
         self.console_above_bar = None
-        if enabled and sys.stderr.isatty():
+        self.log_extra = log_extra
+        if enabled and bar and sys.stderr.isatty():
             self.console_above_bar = logging_redirect_tqdm()
             self.console_above_bar.__enter__()
             self.bar = tqdm(total=total_steps, initial=start_step, desc=name, unit="step", unit_scale=True,
@@ -67,7 +70,7 @@ class Progress:
         rate = (step - self.start_step) / max(time.perf_counter() - self.start, 1e-9)
         log.info("%s%3.0f%% %s/%s steps | %s steps/s | mean score (last 100) %s", self.prefix,
                  100 * min(step / self.total_steps, 1.0), f"{step:,}", f"{self.total_steps:,}", f"{rate:,.0f}",
-                 _score(mean_score))
+                 _score(mean_score), extra=self.log_extra)
         self.logged_step = step
 
 

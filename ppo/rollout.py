@@ -112,15 +112,15 @@ class EnvState:
 def collect_rollout(
     envs: gym.vector.VectorEnv, actor: Actor, rollout: Rollout, state: EnvState, generator: torch.Generator,
     normalizer: Normalizer | None = None, timer: PhaseTimer | None = None,
-) -> list[tuple[int, float, int]]:
+) -> list[tuple[int, float, int, int]]:
     """Fill ``rollout`` with its T vector steps, acting from ``state`` (advanced in place).
 
-    Returns the episodes that ended in it as ``(t, score, length)``, ``t`` being the rollout step
-    that ended each, scored in the env's own rewards; the rollout keeps the rewards and observations
-    as ``normalizer`` makes them. One actor forward pass per step for all envs; values come later,
-    in one pass.
+    Returns the episodes that ended in it as ``(t, score, length, env)``, ``t`` being the rollout
+    step that ended each and ``env`` its sub-env, scored in the env's own rewards; the rollout keeps
+    the rewards and observations as ``normalizer`` makes them. One actor forward pass per step for
+    all envs; values come later, in one pass.
     """
-    device = next(actor.parameters()).device
+    device = next(iter(actor.parameters())).device
     timer = timer or PhaseTimer()
     normalizer = normalizer or Normalizer(state.obs.shape[-1], envs.num_envs)  # none: data as the env gives it
     # numpy views of the host-side rollout: env outputs go in without torch op overhead.
@@ -156,7 +156,8 @@ def collect_rollout(
                 rollout.has_final_obs[t, cut] = True
         state.obs = normalizer.observations(next_obs)
         scores, lengths = state.tracker.update(reward, done, counted)
-        episodes += [(t, score, length) for score, length in zip(scores.tolist(), lengths.tolist())]
+        episodes += [(t, score, length, env) for score, length, env in
+                     zip(scores.tolist(), lengths.tolist(), np.flatnonzero(done).tolist())]
     return episodes
 
 

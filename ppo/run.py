@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ppo.config import RESUME_MAY_CHANGE, Config, EnvConfig, register_configs, to_config, to_dict
 from ppo.errors import ConfigError, TrainingDiverged
+from ppo.population import PopulationJob
 from ppo.rundir import CHECKPOINT_FILE, EVENT_FILES, METRICS_FILE, read_metrics
 from ppo.sweep import (check_same_config, clear_failure, record_failure, relaunch_arguments, sweep_run_name,
                        swept_keys)
@@ -97,55 +98,130 @@ def main(cfg: DictConfig) -> float | None:
     sweep, a run that raises returns None instead and leaves ``failed.json`` (see :mod:`ppo.sweep`)."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
-    in_sweep = hydra_config.mode == RunMode.MULTIRUN
-    if in_sweep:
-        clear_failure(run_dir)
-    # the keys whose values differ between the runs that TensorBoard shows together
-    differing = swept_keys(hydra_config.sweep.dir) if in_sweep else overridden_keys()
+    overrides = list(hydra_config.overrides.task)
+    choices = dict(hydra_config.runtime.choices)
+    try:
+        if hydra_config.mode != RunMode.MULTIRUN:
+            return train_single_run(cfg, run_dir, overrides, choices)
+        # the keys whose values differ between the runs that TensorBoard shows together
+        differing = swept_keys(hydra_config.sweep.dir)
+        job = start_sweep_job(cfg, run_dir, overrides, differing, choices)
+        from ppo.train import train  # torch
+
+        if not isinstance(job, PopulationJob):  # finished earlier, or refused
+            return job
+
+        try:
+            result: dict | BaseException = train(job.config, job.out_dir, resume=job.resume, run_name=job.run_name)
+        except Exception as err:
+            result = err
+        return finish_sweep_job(cfg, run_dir, overrides, differing, result)
+    except KeyboardInterrupt:  # Ctrl-C before or after the training loop, which handles its own
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+
+
+def train_single_run(cfg: DictConfig, run_dir: Path, overrides: list[str],
+                     choices: dict[str, str | None]) -> float | None:
+    """``python -m ppo.run`` without ``-m``: train, or exit with the status the module's docstring lists."""
     started = False
     try:
-        config = to_config(cfg)
-        resume = config.resume is not None
-        if resume:
-            config = resumed_config(config, run_dir)
-        elif hydra_config.runtime.choices.get("experiment") is None:  # an experiment sets its env keys itself
-            warn_if_env_id_leaves_its_preset(config.env, hydra_config.runtime.choices.get("env"))
+        config = validated_config(cfg, run_dir, overrides, choices)
         # torch, gymnasium and tensorboard load once the config is known to be valid
         from ppo.dashboard import hparams_of, record_run_end, record_run_start
-        from ppo.state import objective_value
         from ppo.train import train
 
-        if in_sweep:
-            earlier = earlier_run(config, run_dir)
-            if isinstance(earlier, dict):  # finished by an earlier command of this sweep
-                log.info("Kept: %s finished earlier (%s)", run_dir, final_score_words(earlier))
-                return objective_value(earlier)
-            resume = earlier
-
+        resume = cfg.resume is not None  # config is the saved one then, whose resume is its own
         if not resume:  # a resumed run recorded its start the first time
-            record_run_start(run_dir, hparams_of(cfg), differing)
+            record_run_start(run_dir, hparams_of(cfg), overridden_keys(overrides))
         started = True
-        metrics = train(config, run_dir, resume=resume, run_name=run_dir.name if in_sweep else None)
+        metrics = train(config, run_dir, resume=resume)
     except Exception as err:
-        if in_sweep:  # one failed run must not stop the sweep: record it, let the sweeper go on
-            from ppo.dashboard import hparams_of, record_run_end, record_run_start
-
-            record_failure(run_dir, list(hydra_config.overrides.task), err)
-            if not started:
-                record_run_start(run_dir, hparams_of(cfg), differing)
-            record_run_end(run_dir, None)
-            return None
         if started and not isinstance(err, ConfigError):
             record_run_end(run_dir, None)  # the HParams tab shows the run as failed
         if not isinstance(err, (ConfigError, TrainingDiverged)):
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2 if isinstance(err, ConfigError) else 3)
-    except KeyboardInterrupt:  # Ctrl-C before or after the training loop, which handles its own
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(128 + signal.SIGINT)
     if "interrupted" in metrics:  # stopped by a signal with a checkpoint saved: a failing status
         sys.exit(128 + getattr(signal, metrics["interrupted"]))
+    return end_run(run_dir, metrics)
+
+
+# --------------------------------------------------------------------------------------------
+# One job of a sweep, in two halves around its training: ppo.run's main trains in between, the
+# population launcher (hydra_plugins/ppo_launchers) trains many jobs' halves together.
+# --------------------------------------------------------------------------------------------
+
+
+def start_sweep_job(cfg: DictConfig, run_dir: Path, overrides: list[str], differing: list[str],
+                    choices: dict[str, str | None]) -> PopulationJob | float | None:
+    """Before training one job of a sweep: ``cfg`` is its composed config without the ``hydra`` node,
+    ``overrides`` its ``hydra.overrides.task``, ``differing`` the sweep's :func:`~ppo.sweep.swept_keys`,
+    ``choices`` its ``hydra.runtime.choices``. Returns the job to train, resuming where
+    :func:`earlier_run` says; or, where there is nothing to train, the job's value for the sweeper:
+    the objective of a run that an earlier command of this sweep finished, or None for a config that
+    is refused (recorded as failed, as :func:`finish_sweep_job` records a run that raised)."""
+    clear_failure(run_dir)
+    try:
+        config = validated_config(cfg, run_dir, overrides, choices)
+        # torch, gymnasium and tensorboard load once the config is known to be valid
+        from ppo.dashboard import hparams_of, record_run_start
+        from ppo.state import objective_value
+
+        earlier = earlier_run(config, run_dir)
+        if isinstance(earlier, dict):  # finished by an earlier command of this sweep
+            log.info("Kept: %s finished earlier (%s)", run_dir, final_score_words(earlier))
+            return objective_value(earlier)
+        if not earlier:  # a resumed run recorded its start the first time
+            record_run_start(run_dir, hparams_of(cfg), differing)
+    except Exception as err:
+        return record_failed_sweep_job(cfg, run_dir, overrides, differing, err, started=False)
+    return PopulationJob(config, run_dir, resume=earlier, run_name=run_dir.name)
+
+
+def finish_sweep_job(cfg: DictConfig, run_dir: Path, overrides: list[str], differing: list[str],
+                     result: dict | BaseException) -> float | None:
+    """After training one job that :func:`start_sweep_job` handed out: ``result`` is its metrics, or
+    the exception that stopped it. Returns its objective, or None for a run that raised (recorded in
+    ``failed.json``, and the sweep goes on). A run stopped by a signal exits with 128 + its number
+    (``SystemExit``), as a single run does."""
+    if isinstance(result, BaseException):
+        return record_failed_sweep_job(cfg, run_dir, overrides, differing, result, started=True)
+    if "interrupted" in result:  # stopped by a signal with a checkpoint saved: a failing status
+        sys.exit(128 + getattr(signal, result["interrupted"]))
+    return end_run(run_dir, result)
+
+
+def record_failed_sweep_job(cfg: DictConfig, run_dir: Path, overrides: list[str], differing: list[str],
+                            error: BaseException, started: bool) -> None:
+    """One failed run must not stop the sweep: record it (``failed.json``, a failed HParams session),
+    let the sweeper go on. ``started``: whether its HParams session start is written already."""
+    from ppo.dashboard import hparams_of, record_run_end, record_run_start
+
+    record_failure(run_dir, overrides, error)
+    if not started:
+        record_run_start(run_dir, hparams_of(cfg), differing)
+    record_run_end(run_dir, None)
+    return None
+
+
+def validated_config(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, str | None]) -> Config:
+    """``cfg`` checked (:class:`ConfigError` names a bad key), or for ``resume=DIR`` the config saved
+    there; warns of an ``env.id`` that leaves its env preset's other settings behind."""
+    config = to_config(cfg)
+    if config.resume is not None:
+        return resumed_config(config, run_dir, overridden_keys(overrides))
+    if choices.get("experiment") is None:  # an experiment sets its env keys itself
+        warn_if_env_id_leaves_its_preset(config.env, choices.get("env"))
+    return config
+
+
+def end_run(run_dir: Path, metrics: dict) -> float | None:
+    """A finished run: its HParams results, the closing log line, and its objective."""
+    from ppo.dashboard import record_run_end
+    from ppo.state import objective_value
+
     record_run_end(run_dir, metrics)
     log.info("Done: %s | %s | tensorboard --logdir %s | checkpoint %s", final_score_words(metrics),
              solved_words(metrics), run_dir, run_dir / CHECKPOINT_FILE)
@@ -170,9 +246,9 @@ def solved_words(metrics: dict) -> str:
             f"{metrics['steps_to_solve']:,}")
 
 
-def overridden_keys() -> list[str]:
-    """The config keys this command line overrides (``+agent.x=1`` and ``~agent.x`` give ``agent.x``)."""
-    return [override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task]
+def overridden_keys(overrides: Sequence[str]) -> list[str]:
+    """The config keys that ``overrides`` (a command line's) set (``+agent.x=1`` and ``~agent.x`` give ``agent.x``)."""
+    return [override.split("=", 1)[0].lstrip("+~") for override in overrides]
 
 
 def warn_if_env_id_leaves_its_preset(env: EnvConfig, preset: str | None) -> None:
@@ -220,10 +296,11 @@ def earlier_run(config: Config, run_dir: Path) -> dict | bool:
 RESUME_OVERRIDES = ("resume", *RESUME_MAY_CHANGE)
 
 
-def resumed_config(config: Config, run_dir: Path) -> Config:
+def resumed_config(config: Config, run_dir: Path, given: list[str]) -> Config:
     """``resume=DIR`` (or ``DIR/checkpoints/last.pt``): the config saved in DIR's checkpoint, which
     goes on in DIR (``hydra.run.dir`` follows ``resume``, see :func:`resumed_run_dir`). Only the keys
-    in :data:`RESUME_OVERRIDES` may be given with ``resume``, and the budget may only grow."""
+    in :data:`RESUME_OVERRIDES` may be given with ``resume`` (``given``: the keys the command line
+    sets), and the budget may only grow."""
     given_path = Path(config.resume).expanduser().resolve()
     if run_dir.resolve() not in (given_path, given_path.parent.parent):
         raise ConfigError(f"resume={config.resume!r} is not allowed: it names neither a run directory nor its "
@@ -235,7 +312,6 @@ def resumed_config(config: Config, run_dir: Path) -> Config:
     except ConfigError as err:  # "checkpoint='DIR/checkpoints/last.pt' is not allowed: no such file", say
         reason = str(err).split(" is not allowed: ", 1)[-1]
         raise ConfigError(f"resume={config.resume!r} is not allowed: {CHECKPOINT_FILE}: {reason}") from None
-    given = overridden_keys()
     refused = [key for key in given if key not in RESUME_OVERRIDES]
     if refused:
         raise ConfigError(f"resume={config.resume!r} is not allowed with {', '.join(refused)}: a resumed run keeps "

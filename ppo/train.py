@@ -32,6 +32,7 @@ from ppo.evaluate import EVAL_SEED_OFFSET, evaluate, record_video, require_video
 from ppo.gae import compute_gae
 from ppo.loss import PPOLoss
 from ppo.networks import Actor, Critic, GaussianActor, Policy
+from ppo.precision import choose_precision
 from ppo.progress import Progress
 from ppo.rollout import EnvState, Rollout, collect_rollout, estimate_values, storage_dtype
 from ppo.rundir import CHECKPOINT_FILE, METRICS_FILE, read_metrics, write_json
@@ -59,7 +60,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
     if train_cfg.video:
         require_video("train.video=true")  # now, not after training
     device = select_device(config.device)
-    minibatch_loss_fn = compile_if_it_pays(minibatch_loss, config)  # compiles on its first call
+    precision = choose_precision(config.device.precision, device, config.network.type)
+    # autocast entered once per minibatch step, inside what compiles (on its first call)
+    minibatch_loss_fn = compile_if_it_pays(precision.autocast_each_call(minibatch_loss), config)
     torch.manual_seed(config.seed)
     envs = make_envs(env_cfg)
     try:
@@ -75,8 +78,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
     num_updates = math.ceil(train_cfg.total_timesteps / rollout_size)
     writer = open_writer(out_dir, config, resumed=saved is not None,
                          continuous_actions=isinstance(actor, GaussianActor), global_step=state.global_step)
-    log.info("%s %s in %s | %s | tensorboard --logdir %s", "Resuming" if saved else "Training", env_cfg.id, out_dir,
-             describe_run(config, num_updates, state), out_dir)
+    log.info("%s %s in %s | %s | %s | tensorboard --logdir %s", "Resuming" if saved else "Training", env_cfg.id,
+             out_dir, describe_run(config, num_updates, state), precision.describe(), out_dir)
     progress = Progress(num_updates * rollout_size, enabled=train_cfg.progress, start_step=state.global_step,
                         name=run_name)
     timer = PhaseTimer()
@@ -95,7 +98,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
             policy_clip = apply_schedules(optimizer, agent, update, num_updates)
 
             # ---- COLLECT ----
-            with timer("collect"):
+            with timer("collect"), precision.autocast():  # one entry for the rollout's T forward passes
                 episodes = collect_rollout(envs, actor, rollout, env_state, generator, normalizer, timer)
             record_episodes(writer, stats, episodes, state.global_step, N, time.perf_counter() - clock_start,
                             train_cfg.max_episodes)
@@ -108,7 +111,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
             # ---- ADVANTAGES ----
             with timer("advantages"):
                 data = rollout.to(device)
-                values, next_values = estimate_values(critic, data, torch.from_numpy(env_state.obs).to(device))
+                with precision.autocast():
+                    values, next_values = estimate_values(critic, data, torch.from_numpy(env_state.obs).to(device))
                 advantages = compute_gae(data.rewards, values, next_values, data.terminated, data.ended,
                                          agent.gamma, agent.gae_lambda)
                 returns = advantages + values
@@ -154,7 +158,7 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
         return {"interrupted": interrupted, "global_step": state.global_step, "update": state.update}
 
     # ---- EVALUATE ----
-    policy = Policy(actor, normalizer)
+    policy = Policy(actor, normalizer, precision)
     eval_scores = evaluate(policy, env_cfg, train_cfg.eval_episodes, seed=config.seed + EVAL_SEED_OFFSET)
     log_evaluation(writer, eval_scores, state.global_step)
     if len(eval_scores):

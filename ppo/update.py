@@ -14,6 +14,7 @@ import torch
 from ppo.config import AgentConfig
 from ppo.loss import PPOLoss, ppo_loss
 from ppo.networks import Actor, Critic, policy_and_values
+from ppo.stacked import PopulationActor, PopulationCritic, PopulationParameters
 from ppo.timing import PhaseTimer
 
 
@@ -74,6 +75,97 @@ def ppo_update(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, s
     return PPOLoss(*(sums / n_minibatches).tolist()) if n_minibatches else None
 
 
+def population_update(actor: PopulationActor, critic: PopulationCritic, parameters: PopulationParameters,
+                      samples: list[Samples | None], agents: list[AgentConfig], policy_clips: list[float],
+                      generators: list[torch.Generator], timer: PhaseTimer) -> list[PPOLoss | None]:
+    """:func:`ppo_update` for the K members of a population at once: member k learns from its own
+    ``samples[k]`` (None: it sits this update out) with its own ``agents[k]`` numbers and clip ε,
+    in minibatches drawn with its own ``generators[k]``, exactly as its single run would. Each
+    minibatch step is one batched forward, backward and Adam step for all members. Members' sample
+    counts differ (reset steps are dropped), so their j-th minibatches may differ in size: the
+    shorter are padded and weighted out, and a member without a j-th minibatch takes no Adam step."""
+    agent, members = agents[0], len(samples)  # keys other than the per-member numbers are shared
+    sizes = [0 if member is None else len(member.obs) for member in samples]
+    if not any(sizes):
+        return [None] * members
+    padded = Samples(*(_pad_rows([None if member is None else member[field] for member in samples], max(sizes))
+                       for field in range(len(Samples._fields))))
+    policy_clip = torch.tensor(policy_clips).unsqueeze(1)
+    value_clip = None if agent.value_clip is None else torch.tensor([a.value_clip for a in agents]).unsqueeze(1)
+    critic_coef, entropy_coef = (torch.tensor([getattr(a, name) for a in agents]) for name in ("critic_coef",
+                                                                                             "entropy_coef"))
+    max_norms = None if agent.max_grad_norm is None else torch.tensor([a.max_grad_norm for a in agents])
+    member_rows = torch.arange(members).unsqueeze(1)
+    sums, counts = torch.zeros(members, len(PPOLoss._fields)), torch.zeros(members)
+    for _epoch in range(agent.n_epochs):
+        splits = [minibatches(size, agent.batch_size, generator) if size else ()
+                  for size, generator in zip(sizes, generators)]
+        for j in range(max(len(split) for split in splits)):
+            index, weights, active = _member_minibatch([split[j] if j < len(split) else None for split in splits],
+                                                       sizes)
+            batch = Samples(*(tensor[member_rows, index] for tensor in padded))
+            with timer("update_forward"):
+                new_log_probs, entropy = actor.update_terms(batch.obs, batch.actions)
+                advantages = batch.advantages
+                if agent.normalize_advantages:
+                    advantages = _normalized(advantages, weights)
+                loss = ppo_loss(new_log_probs, batch.log_probs, advantages, critic.values(batch.obs), batch.returns,
+                                entropy, policy_clip, batch.values, value_clip, weights)
+                total = loss.actor + critic_coef * loss.critic - entropy_coef * loss.entropy
+            with timer("update_backward"):
+                parameters.zero_grad()
+                total.sum().backward()  # members' parameters are disjoint: each gets its own gradient
+            with timer("update_optimizer"):
+                if max_norms is not None:
+                    parameters.clip_grad_norms(max_norms, agent.clip_grad_jointly)
+                parameters.step(None if bool(active.all()) else active.tolist())
+            terms = torch.stack(loss).detach().T  # (K, PPOLoss fields)
+            sums = torch.where(active.unsqueeze(1), sums + terms, sums)
+            counts += active
+    means = (sums / counts.clamp_min(1).unsqueeze(1)).tolist()
+    return [PPOLoss(*mean) if count else None for mean, count in zip(means, counts.tolist())]
+
+
+def _pad_rows(tensors: list[torch.Tensor | None], rows: int) -> torch.Tensor:
+    """Members' (S_k, ...) tensors as one (K, rows, ...), zero past each one's S_k."""
+    like = next(tensor for tensor in tensors if tensor is not None and len(tensor))
+    padded = like.new_zeros((len(tensors), rows, *like.shape[1:]))
+    for k, tensor in enumerate(tensors):
+        if tensor is not None and len(tensor):
+            padded[k, :len(tensor)] = tensor
+    return padded
+
+
+def _member_minibatch(parts: list[torch.Tensor | slice | None], sizes: list[int]
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Each member's rows of one minibatch step as (K, B) indices, the (K, B) weights that mark real
+    rows (None when all members have B of them), and which members take part, (K,) bool."""
+    rows = [torch.arange(size) if isinstance(part, slice) else part if part is not None
+            else torch.zeros(0, dtype=torch.long) for part, size in zip(parts, sizes)]
+    lengths = [len(index) for index in rows]
+    active = torch.tensor([length > 0 for length in lengths])
+    if min(lengths) == max(lengths):
+        return torch.stack(rows), None, active
+    index, weights = torch.zeros(len(rows), max(lengths), dtype=torch.long), torch.zeros(len(rows), max(lengths))
+    for k, member_rows in enumerate(rows):
+        index[k, :len(member_rows)] = member_rows
+        weights[k, :len(member_rows)] = 1.0
+    return index, weights, active
+
+
+def _normalized(advantages: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Each member's advantages (K, B) scaled to mean 0 and std 1 over its real rows, as
+    :func:`minibatch_loss` does for one run (a member with one row keeps it as it is)."""
+    if weights is None:
+        if advantages.shape[1] <= 1:
+            return advantages
+        return (advantages - advantages.mean(1, keepdim=True)) / (advantages.std(1, keepdim=True) + 1e-8)
+    count = weights.sum(1, keepdim=True)
+    mean = (advantages * weights).sum(1, keepdim=True) / count.clamp_min(1.0)
+    var = ((advantages - mean).square() * weights).sum(1, keepdim=True) / (count - 1).clamp_min(1.0)
+    return torch.where(count > 1, (advantages - mean) / (var.sqrt() + 1e-8), advantages)
+
+
 def minibatch_loss(actor: Actor, critic: Critic, agent: AgentConfig, policy_clip: float,
                    batch: Samples) -> tuple[torch.Tensor, PPOLoss]:
     """One minibatch's loss to minimize, ``actor + critic_coef * critic - entropy_coef * entropy``,
@@ -127,12 +219,18 @@ def minibatches(n_samples: int, batch_size: int, generator: torch.Generator) -> 
 
 
 def apply_schedules(optimizer: torch.optim.Optimizer, agent: AgentConfig, update: int, num_updates: int) -> float:
-    """Set this update's learning rate (decayed linearly to 0 with ``agent.anneal_lr``) and return
-    its clip ε (decayed likewise with ``agent.anneal_policy_clip``)."""
-    if agent.anneal_lr:
-        for group in optimizer.param_groups:
-            group["lr"] = linear_decay(agent.lr, update, num_updates)
-    return linear_decay(agent.policy_clip, update, num_updates) if agent.anneal_policy_clip else agent.policy_clip
+    """Set this update's learning rate and return its clip ε (:func:`schedules`)."""
+    lr, policy_clip = schedules(agent, update, num_updates)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return policy_clip
+
+
+def schedules(agent: AgentConfig, update: int, num_updates: int) -> tuple[float, float]:
+    """This update's learning rate (decayed linearly to 0 with ``agent.anneal_lr``) and clip ε
+    (decayed likewise with ``agent.anneal_policy_clip``)."""
+    lr = linear_decay(agent.lr, update, num_updates) if agent.anneal_lr else agent.lr
+    return lr, linear_decay(agent.policy_clip, update, num_updates) if agent.anneal_policy_clip else agent.policy_clip
 
 
 def explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> float:

@@ -226,7 +226,7 @@ def test_scores_are_the_whole_games_unclipped_while_learning_sees_signs_and_live
         episodes = collect_rollout(envs, actor, rollout, state, torch.Generator().manual_seed(0), normalizer)
     finally:
         envs.close()
-    assert [(score, length) for _, score, length in episodes] == [(30.0, 6)]
+    assert [(score, length) for _, score, length, _ in episodes] == [(30.0, 6)]
     # steps 0-5 are the game (lives lost at steps 1 and 3, game over at 5), step 6 the reset step
     assert rollout.rewards[:6, 0].tolist() == [1.0] * 6
     assert rollout.terminated[:7, 0].tolist() == [0, 1, 0, 1, 0, 1, 0]

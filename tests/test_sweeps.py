@@ -354,13 +354,13 @@ def compose_with_hydra(overrides):
 @pytest.mark.slow
 @pytest.mark.parametrize("name, env_id", [("cartpole_grid", "CartPole-v1"), ("acrobot_grid", "Acrobot-v1")])
 def test_grid_experiments_sweep_clip_lambda_and_batch_size_in_parallel(name, env_id, tmp_path):
-    """The 3 × 3 × 3 grid with 3 seeds, as a sweep (no -m needed) through the joblib launcher over
-    all local cores, one torch thread per run, run dirs named by the swept values only (not by the
-    experiment, which every run has), as ``hydra.sweep.subdir`` resolves them."""
+    """The 3 × 3 × 3 grid with 3 seeds, as a sweep (no -m needed) through the population launcher
+    (one process per local core by default), one torch thread per process, run dirs named by the swept
+    values only (not by the experiment, which every run has), as ``hydra.sweep.subdir`` resolves them."""
     cfg = compose_with_hydra([f"experiment={name}"])
     assert cfg.env.id == env_id
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
-    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == -1
+    assert cfg.hydra.launcher._target_.endswith("PopulationLauncher") and cfg.hydra.launcher.n_jobs is None
     assert dict(cfg.hydra.sweeper.params) == {"agent.policy_clip": "0.1,0.2,0.3", "agent.gae_lambda": "0.9,0.95,0.99",
                                               "agent.batch_size": "32,64,128", "seed": "1,2,3"}
     assert cfg.hydra.sweep.dir.startswith(f"outputs/multirun/{name}/")

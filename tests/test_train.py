@@ -118,10 +118,10 @@ def test_next_step_mode_stores_reset_steps_as_untrainable_with_zero_reward(make_
 
 def test_next_step_mode_reports_true_episode_lengths_and_scores(make_setup):
     """The reset step is no part of an episode: lengths and scores are 3 and 4 (not 4 and 5), each
-    reported at the rollout step that ended the episode."""
+    reported at the rollout step that ended the episode, with its sub-env."""
     s = make_setup(MIXED_ID, "next_step", num_envs=2, n_steps=10)
     episodes = s.collect()
-    assert episodes == [(2, 3.0, 3), (3, 4.0, 4), (6, 3.0, 3), (8, 4.0, 4)]
+    assert episodes == [(2, 3.0, 3, 0), (3, 4.0, 4, 1), (6, 3.0, 3, 0), (8, 4.0, 4, 1)]
 
 
 def test_next_step_mode_truncated_step_bootstraps_from_the_true_final_obs(make_setup):
@@ -152,7 +152,7 @@ def test_next_step_mode_reset_step_carries_over_to_the_next_rollout(make_setup):
     (untrainable, reward 0) reset step, and the final obs bootstraps the last step."""
     s = make_setup(TERMINATE_ID, "next_step", num_envs=1, n_steps=3)
     episodes = s.collect()
-    assert episodes == [(2, 3.0, 3)]
+    assert episodes == [(2, 3.0, 3, 0)]
     torch.testing.assert_close(s.next_values[-1], s.value(3).unsqueeze(0))  # the terminal obs [3]
     episodes = s.collect()
     r = s.rollout
@@ -168,7 +168,7 @@ def test_episode_statistics_span_rollouts(make_setup):
     first = s.collect()
     second = s.collect()
     assert first == []
-    assert second == [(0, 4.0, 4)]
+    assert second == [(0, 4.0, 4, 0)]
     assert column(s.rollout.ended, 0) == [1, 0, 0]
     assert column(s.rollout.trainable, 0) == [True, False, True]
 
@@ -221,7 +221,7 @@ def test_same_step_mode_reports_true_episode_lengths(make_setup):
     """same_step mode reports each episode at the step that ended it, with its true length."""
     s = make_setup(MIXED_ID, "same_step", num_envs=2, n_steps=10)
     episodes = s.collect()
-    assert episodes == [(2, 3.0, 3), (3, 4.0, 4), (5, 3.0, 3), (7, 4.0, 4), (8, 3.0, 3)]
+    assert episodes == [(2, 3.0, 3, 0), (3, 4.0, 4, 1), (5, 3.0, 3, 0), (7, 4.0, 4, 1), (8, 3.0, 3, 0)]
 
 
 def test_same_step_mode_terminated_and_truncated_together_has_no_final_value(make_setup):
