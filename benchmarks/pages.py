@@ -647,7 +647,7 @@ PAGES: dict[str, dict[str, Callable[[dict], str]]] = {
                     "compile_learning": compile_learning, "mujoco_wall_time": mujoco_wall_time,
                     "half_cheetah_profile": half_cheetah_profile, "atari_envs": atari_envs,
                     "atari_training": atari_training, "sb3_atari": sb3_atari, "precision_speed": precision_speed,
-                    "precision_learning": precision_learning},
+                    "precision_learning": precision_learning, "precision_atari": precision_atari},
 }
 RENDER_COMMANDS = {
     "population": "python -m benchmarks.population --render",
