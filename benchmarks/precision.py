@@ -20,7 +20,8 @@ the final greedy scores: bf16's IQM over seeds against float32's IQM and its boo
 ``--atari`` does the same for ``experiment=atari`` (``<out>/atari/<game>/<precision>/seed_<S>``,
 ``--jobs`` runs at a time) and compares each seed's final 100-episode training mean, bf16's against
 float32's, as a fraction of float32's height above the game's lowest score (0 on Breakout, -21 on
-Pong, where a plain ratio of negative means says nothing). ``--speed``, ``--learning`` and ``--atari``
+Pong, where a plain ratio of negative means says nothing); the rows of games and seeds it did not run
+this time stay in the page's data. ``--speed``, ``--learning`` and ``--atari``
 record their section in ``docs/data/performance.json`` and render
 ``docs/performance.md`` (:mod:`benchmarks.pages`). Run them on a quiet core (``taskset -c 1``).
 """
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                           args.steps or (1_000_000 if args.atari else 500_000), args.jobs,
                           args.out / ("atari" if args.atari else "learning"))
         section["command"] = pages.command("benchmarks.precision", argv)
+        if args.atari:  # one game or seed at a time: the rows measured before stay
+            section = with_earlier_rows(section, pages.load("performance").get("precision_atari"))
         pages.record("performance", "precision_atari" if args.atari else "precision_learning", section)
         print(json.dumps(section, indent=2))
     else:
@@ -282,6 +285,18 @@ def compare_atari_learning(games: list[str], seeds: list[int], steps: int, jobs:
                 row["bf16_of_fp32"] = (bf16["mean_score_100"] - lowest) / (fp32["mean_score_100"] - lowest)
             rows.append(row)
     return {"machine": pages.machine(), "rows": rows}
+
+
+def with_earlier_rows(section: dict, earlier: dict | None) -> dict:
+    """``section`` (``--atari``'s) with the rows of ``earlier`` for the games and seeds it did not run, in
+    game and seed order, and the commands that measured them, one per line."""
+    if earlier is None:
+        return section
+    ran = {(row["game"], row["seed"]) for row in section["rows"]}
+    kept = [row for row in earlier["rows"] if (row["game"], row["seed"]) not in ran]
+    rows = sorted(section["rows"] + kept, key=lambda row: (list(ATARI_GAMES).index(row["game"]), row["seed"]))
+    commands = [*(earlier["command"].splitlines() if kept else []), section["command"]]
+    return {**section, "rows": rows, "command": "\n".join(dict.fromkeys(commands))}
 
 
 if __name__ == "__main__":

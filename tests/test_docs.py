@@ -103,3 +103,20 @@ def test_a_section_the_template_does_not_place_is_refused():
     data = {**pages.load("pixels"), "procgen": {}}
     with pytest.raises(ValueError, match="procgen"):
         pages.render("pixels", data, (pages.DATA / "pixels.template.md").read_text())
+
+
+def test_an_atari_learning_run_of_one_game_keeps_the_rows_of_the_others():
+    """``benchmarks.precision --atari --games pong`` adds Pong's rows beside Breakout's, and a seed run
+    again replaces its own row."""
+    from benchmarks.precision import with_earlier_rows
+
+    def row(game, seed, score):
+        return {"game": game, "seed": seed, "fp32": {"mean_score_100": score}}
+
+    breakout = {"rows": [row("breakout", 1, 20.0), row("breakout", 2, 21.0)], "command": "--games breakout"}
+    pong = with_earlier_rows({"rows": [row("pong", 1, 5.0)], "command": "--games pong --seeds 1"}, breakout)
+    assert [(r["game"], r["seed"]) for r in pong["rows"]] == [("breakout", 1), ("breakout", 2), ("pong", 1)]
+    assert pong["command"] == "--games breakout\n--games pong --seeds 1"
+    again = with_earlier_rows({"rows": [row("breakout", 2, 30.0)], "command": "--games breakout --seeds 2"}, pong)
+    assert [r["fp32"]["mean_score_100"] for r in again["rows"]] == [20.0, 30.0, 5.0]
+    assert with_earlier_rows(breakout, None) is breakout
