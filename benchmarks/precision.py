@@ -235,19 +235,30 @@ def train_all(runs: dict[str, tuple[Path, list[str]]], jobs: int) -> None:
         list(pool.map(lambda label: run_to_the_end(label, *runs[label]), runs))
 
 
+def learning_run_dir(out: Path, game: str, precision: str, seed: int) -> Path:
+    return out / game / precision / f"seed_{seed}"
+
+
+def train_both_precisions(experiment: str, env_ids: dict[str, str], seeds: list[int], steps: int,
+                          eval_episodes: int, jobs: int, out: Path) -> None:
+    """Every game (``env_ids``: game -> env id), seed and precision (fp32, bf16) trained with
+    ``experiment=<experiment>`` to the end in :func:`learning_run_dir`, ``jobs`` at a time."""
+    train_all({f"{game} {precision} seed {seed}": (learning_run_dir(out, game, precision, seed), [
+        f"experiment={experiment}", f"env.id={env_id}", f"seed={seed}", f"device.precision={precision}",
+        f"train.total_timesteps={steps}", f"train.eval_episodes={eval_episodes}", "train.checkpoint_every=25"])
+        for seed in seeds for game, env_id in env_ids.items() for precision in ("fp32", "bf16")}, jobs)
+
+
 def compare_learning(games: list[str], seeds: list[int], steps: int, jobs: int, out: Path) -> dict:
     """Train every game, seed and precision (fp32, bf16) to the end; per game, each precision's final
     scores, IQM and bootstrap interval."""
-    train_all({f"{game} {precision} seed {seed}": (out / game / precision / f"seed_{seed}", [
-        "experiment=minatar", f"env.id={MINATAR_GAMES[game]}", f"seed={seed}", f"device.precision={precision}",
-        f"train.total_timesteps={steps}", "train.eval_episodes=20", "train.checkpoint_every=25"])
-        for seed in seeds for game in games for precision in ("fp32", "bf16")}, jobs)
+    train_both_precisions("minatar", {game: MINATAR_GAMES[game] for game in games}, seeds, steps, 20, jobs, out)
     rows = []
     for game in games:
         row = {"game": game, "env_id": MINATAR_GAMES[game], "seeds": seeds, "budget": steps}
         for precision in ("fp32", "bf16"):
-            finished = [json.loads((out / game / precision / f"seed_{seed}" / METRICS_FILE).read_text())
-                        for seed in seeds if (out / game / precision / f"seed_{seed}" / METRICS_FILE).is_file()]
+            finished = [json.loads((learning_run_dir(out, game, precision, seed) / METRICS_FILE).read_text())
+                        for seed in seeds if (learning_run_dir(out, game, precision, seed) / METRICS_FILE).is_file()]
             scores = [metrics["final_score"] for metrics in finished]
             found = estimate([scores]) if scores else None
             row[precision] = {"final_scores": scores, "iqm": None if found is None else float(iqm(scores)),
@@ -261,20 +272,16 @@ def compare_atari_learning(games: list[str], seeds: list[int], steps: int, jobs:
     """Train every game, seed and precision (fp32, bf16) with ``experiment=atari`` to the end (runs
     already finished are kept); per game and seed, each precision's last 100-episode training mean and
     final greedy score, and bf16's height above the game's lowest score as a fraction of fp32's."""
-    train_all({f"{game} {precision} seed {seed}": (out / game / precision / f"seed_{seed}", [
-        "experiment=atari", f"env.id={ATARI_GAMES[game][0]}", f"seed={seed}", f"device.precision={precision}",
-        f"train.total_timesteps={steps}", "train.eval_episodes=10", "train.checkpoint_every=25"])
-        for seed in seeds for game in games for precision in ("fp32", "bf16")}, jobs)
+    train_both_precisions("atari", {game: ATARI_GAMES[game][0] for game in games}, seeds, steps, 10, jobs, out)
     rows = []
     for game in games:
         env_id, lowest = ATARI_GAMES[game]
         for seed in seeds:
             row = {"game": game, "env_id": env_id, "seed": seed, "budget": steps, "lowest_score": lowest}
             for precision in ("fp32", "bf16"):
-                run_dir = out / game / precision / f"seed_{seed}"
-                metrics = json.loads((run_dir / METRICS_FILE).read_text()) if (run_dir / METRICS_FILE).is_file() \
-                    else None
-                _, means = read_curve(run_dir)
+                run = learning_run_dir(out, game, precision, seed)
+                metrics = json.loads((run / METRICS_FILE).read_text()) if (run / METRICS_FILE).is_file() else None
+                _, means = read_curve(run)
                 row[precision] = None if metrics is None else {
                     "mean_score_100": float(means[-1]) if means.size else None, "env_steps": metrics["global_step"],
                     "final_score": metrics["final_score"], "steps_per_second": round(metrics["steps_per_second"])}
