@@ -78,6 +78,11 @@ class Member:
     stopped: SystemExit | None = field(default=None)
 
     @property
+    def task_config(self) -> DictConfig:
+        """The config a task function is given (without ``hydra``), composed once, as its JobReturn holds it."""
+        return self.job_return.cfg
+
+    @property
     def run_dir(self) -> Path:
         return Path(self.config.hydra.runtime.output_dir)
 
@@ -136,7 +141,7 @@ class PopulationLauncher(Launcher):
             for index, member in enumerate(members):
                 self.hydra_context.callbacks.on_job_start(config=member.config, task_function=self.task_function)
                 with as_current(member):
-                    job = start_sweep_job(task_config(member.config), member.run_dir, member.overrides, differing,
+                    job = start_sweep_job(member.task_config, member.run_dir, member.overrides, differing,
                                           member.choices)
                 if isinstance(job, PopulationJob):
                     to_train[index] = job
@@ -204,7 +209,7 @@ class PopulationLauncher(Launcher):
 
         with as_current(member):
             try:
-                value = finish_sweep_job(task_config(member.config), member.run_dir, member.overrides, differing,
+                value = finish_sweep_job(member.task_config, member.run_dir, member.overrides, differing,
                                          result)
             except SystemExit as stop:  # stopped by a signal, its checkpoint saved: the others still end
                 member.stopped, value = stop, None
