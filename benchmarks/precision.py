@@ -13,7 +13,8 @@ precision and, for the CNNs, in both memory formats; it prints the table that :m
 ``experiment=atari`` (ALE/Breakout-v5), ``experiment=minatar`` (MinAtar/Breakout-v1) and the CartPole
 default under each ``device.precision``, without evaluation, and Stable-Baselines3's PPO with the Atari
 settings (:mod:`benchmarks.sb3_atari`), one process after another, ``--repeats`` times: steps/s from
-each run's ``metrics.json`` (SB3: of ``learn()``), and each process's peak RSS. ``--learning`` trains
+each run's ``metrics.json`` (SB3: of ``learn()``) with the run's seconds by phase, and each process's
+peak RSS. ``--learning`` trains
 ``experiment=minatar`` for each game, seed and precision in ``<out>/<game>/<precision>/seed_<S>``
 (resumable: a finished run is not run again, a stopped one goes on from its checkpoint) and compares
 the final greedy scores: bf16's IQM over seeds against float32's IQM and its bootstrap interval.
@@ -45,7 +46,7 @@ from benchmarks import pages
 from benchmarks.suite import run_to_the_end
 from ppo import networks
 from ppo.config import AgentConfig, NetworkConfig
-from ppo.networks import make_actor, make_critic, parameter_groups
+from ppo.networks import make_actor, make_critic, parameter_groups, reads_channels_last
 from ppo.precision import Precision
 from ppo.report.runs import read_curve
 from ppo.report.stats import estimate, iqm
@@ -145,11 +146,14 @@ def time_minibatch_steps(batch_size: int = 256, seconds: float = 1.0, rounds: in
 
 
 def step_and_act(net: NetworkConfig, observations, n_actions: int, precision: Precision, batch_size: int):
-    """A minibatch step (loss, backward, Adam) and an acting forward pass of a fresh actor and critic."""
+    """A minibatch step (loss, backward, Adam) and an acting forward pass of a fresh actor and critic, on
+    observations in the memory format the trainer's rollout keeps them in for that network."""
     torch.manual_seed(0)
     obs = observations(batch_size)
     actor = make_actor(tuple(obs.shape[1:]), {"n": n_actions}, net)
     critic = make_critic(tuple(obs.shape[1:]), net, actor)
+    if reads_channels_last(actor):  # as the trainer's rollout stores them for this network
+        obs = obs.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam([{"params": group} for group in parameter_groups(actor, critic)], lr=2.5e-4,
                                  eps=1e-5, fused=True)
     batch = Samples(obs, torch.randint(0, n_actions, (batch_size,)), -torch.rand(batch_size), torch.randn(batch_size),
@@ -196,7 +200,7 @@ def run_process(command: list[str]) -> tuple[str, float]:
 def measure_speed(settings: list[str], repeats: int, with_sb3: bool, out: Path) -> dict:
     """Every setting under each precision, and SB3 on Atari, one process after another, ``repeats`` rounds."""
     rows = {(setting, precision): {"setting": setting, "precision": precision, "steps_per_second": [],
-                                   "peak_rss_mb": [], "chosen": None}
+                                   "peak_rss_mb": [], "phase_seconds": [], "chosen": None}
             for setting in settings for precision in PRECISION_NAMES}
     sb3 = {"steps_per_second": [], "peak_rss_mb": []}
     for round_ in range(1, repeats + 1):
@@ -211,6 +215,8 @@ def measure_speed(settings: list[str], repeats: int, with_sb3: bool, out: Path) 
                 row = rows[setting, precision]
                 row["steps_per_second"].append(round(metrics["steps_per_second"]))
                 row["peak_rss_mb"].append(round(rss))
+                row["phase_seconds"].append({phase: round(seconds, 2)
+                                             for phase, seconds in metrics["phase_seconds"].items()})
                 row["chosen"] = re.search(r"\| precision (\w+) \(", output)[1]
                 print(f"{setting} {precision} ({row['chosen']}): {row['steps_per_second'][-1]} steps/s, "
                       f"{row['peak_rss_mb'][-1]} MB", file=sys.stderr, flush=True)

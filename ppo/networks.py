@@ -77,10 +77,11 @@ CONVOLUTIONS = {
 }
 
 CHANNELS_LAST = {"nature_cnn"}
-"""The CNNs whose convolutions run on channels-last images and weights, where it pays. A minibatch step
-of 256 on a 2-core AMD EPYC CPU, one thread (``python -m benchmarks.precision --minibatch``): the Nature
-CNN's takes 157 ms instead of 234 in float32, and 91 against 89 in bfloat16 (the same, within the noise);
-MinAtar's CNN's 6.4 ms instead of 5.1 in float32 and 4.9 instead of 3.4 in bfloat16, so it stays contiguous."""
+"""The CNNs whose convolutions run on channels-last images and weights, where it pays; their rollouts store
+the images channels-last too. A minibatch step of 256 on a 2-core AMD EPYC CPU, one thread
+(``python -m benchmarks.precision --minibatch``): the Nature CNN's takes 156 ms instead of 214 in float32,
+and 85 against 87 in bfloat16; MinAtar's CNN's 5.8 ms instead of 4.5 in float32 and 4.6 instead of 3.0 in
+bfloat16, so it stays contiguous."""
 
 
 def check_network_fits(obs_shape: tuple[int, ...], net: NetworkConfig) -> None:
@@ -303,6 +304,12 @@ def shared_torso(actor: Actor, critic: Critic) -> Torso | None:
     """The torso that ``actor`` and ``critic`` share, or None when they are separate networks."""
     torso = getattr(critic.body, "torso", None)
     return torso if torso is not None and torso is getattr(actor.body, "torso", None) else None
+
+
+def reads_channels_last(actor: Actor) -> bool:
+    """Whether ``actor``'s convolutions take their images channels-last (:data:`CHANNELS_LAST`)."""
+    torso = getattr(actor.body, "torso", None)
+    return torso is not None and torso.conv is not None and torso.memory_format == torch.channels_last
 
 
 def policy_and_values(actor: Actor, critic: Critic, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,7 +3,8 @@
 :func:`collect_rollout` acts in ``num_envs`` envs for ``n_steps`` steps and writes each step into a
 :class:`Rollout` of (T, N) tensors; :class:`EnvState` carries the envs' observations, resets in
 waiting and the episodes in progress (:class:`EpisodeTracker`, :class:`LifeLoss`) from one rollout
-to the next; :func:`estimate_values` then runs the critic over the whole rollout at once.
+to the next; :func:`estimate_values` then runs the critic over the whole rollout at once, unless the
+critic shares the actor's torso: then the acting forward pass gives the values too.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-from ppo.networks import Actor, Critic
+from ppo.networks import Actor, Critic, policy_and_values
 from ppo.normalize import Normalizer
+from ppo.precision import Precision
 from ppo.timing import PhaseTimer
 
 
@@ -28,12 +30,15 @@ class Rollout:
     It lives on the host, beside the env, so each step writes into it through numpy views without a
     device round trip; the update moves it to the training device once (a no-op on a CPU).
     Observations keep the env's compact dtype (:func:`storage_dtype`): a rollout of Atari frames is
-    uint8, and only each minibatch becomes floats, inside the network.
+    uint8, and only each minibatch becomes floats, inside the network. For a network whose
+    convolutions run channels-last, images are stored channels-last too: each frame is laid out once,
+    as it is written, rather than in every minibatch of every epoch.
     """
 
     obs: torch.Tensor  # (T, N, *obs_shape) float32, or the env's uint8 or bool for images: s_t
     actions: torch.Tensor  # (T, N) long for discrete actions, (T, N, action_dim) float for Box: a_t
     log_probs: torch.Tensor  # (T, N) float: log π_old(a_t|s_t)
+    values: torch.Tensor  # (T, N) float: V(s_t), filled while acting when the critic shares the actor's torso
     rewards: torch.Tensor  # (T, N) float: r_t
     terminated: torch.Tensor  # (T, N) float 0/1: s_{t+1} is terminal, V(s_{t+1}) = 0
     ended: torch.Tensor  # (T, N) float 0/1: terminated or truncated, the episode stops here
@@ -45,21 +50,28 @@ class Rollout:
     @classmethod
     def allocate(cls, n_steps: int, num_envs: int, obs_shape: int | tuple[int, ...], action_shape: tuple[int, ...] = (),
                  action_dtype: torch.dtype = torch.long, obs_dtype: torch.dtype = torch.float32,
-                 same_step_resets: bool = True) -> Rollout:
+                 same_step_resets: bool = True, channels_last: bool = False) -> Rollout:
         """Zeroed storage for observations of ``obs_shape`` (an int: a vector's length) and ``obs_dtype``
         (see :func:`storage_dtype`); ``action_shape`` and ``action_dtype`` are the actor's (one index per
         env for discrete actions, a float vector for Box actions). Without ``same_step_resets``
         (next-step autoreset mode) nothing fills ``final_obs``, which is then empty: an Atari rollout
-        would spend as much memory on it as on ``obs``."""
+        would spend as much memory on it as on ``obs``. ``channels_last`` stores (C, H, W) images as
+        (H, W, C) in memory, under the same (T, N, C, H, W) shape."""
         obs_shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
 
         def zeros(*trailing: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros((n_steps, num_envs, *trailing), dtype=dtype)
 
+        def observations() -> torch.Tensor:
+            if not channels_last:
+                return zeros(*obs_shape, dtype=obs_dtype)
+            channels, height, width = obs_shape
+            return zeros(height, width, channels, dtype=obs_dtype).permute(0, 1, 4, 2, 3)
+
         return cls(
-            obs=zeros(*obs_shape, dtype=obs_dtype), actions=zeros(*action_shape, dtype=action_dtype),
-            log_probs=zeros(), rewards=zeros(), terminated=zeros(), ended=zeros(), trainable=zeros(dtype=torch.bool),
-            final_obs=zeros(*obs_shape, dtype=obs_dtype) if same_step_resets else torch.zeros(0, dtype=obs_dtype),
+            obs=observations(), actions=zeros(*action_shape, dtype=action_dtype), log_probs=zeros(), values=zeros(),
+            rewards=zeros(), terminated=zeros(), ended=zeros(), trainable=zeros(dtype=torch.bool),
+            final_obs=observations() if same_step_resets else torch.zeros(0, dtype=obs_dtype),
             has_final_obs=zeros(dtype=torch.bool),
         )
 
@@ -108,64 +120,73 @@ class EnvState:
                    LifeLoss(envs.num_envs) if terminal_on_life_loss else None)
 
 
-@torch.inference_mode()
 def collect_rollout(
     envs: gym.vector.VectorEnv, actor: Actor, rollout: Rollout, state: EnvState, generator: torch.Generator,
-    normalizer: Normalizer | None = None, timer: PhaseTimer | None = None,
+    normalizer: Normalizer | None = None, timer: PhaseTimer | None = None, critic: Critic | None = None,
+    precision: Precision = Precision(),
 ) -> list[tuple[int, float, int, int]]:
     """Fill ``rollout`` with its T vector steps, acting from ``state`` (advanced in place).
 
     Returns the episodes that ended in it as ``(t, score, length, env)``, ``t`` being the rollout
     step that ended each and ``env`` its sub-env, scored in the env's own rewards; the rollout keeps
     the rewards and observations as ``normalizer`` makes them. One actor forward pass per step for
-    all envs; values come later, in one pass.
+    all envs; values come later, in one pass over the rollout, or, given a ``critic`` that shares the
+    actor's torso, from the same forward pass into ``rollout.values``: the torso runs once per step
+    either way, and then never again over the rollout. The forward passes run in ``precision``'s
+    :meth:`~ppo.precision.Precision.acting` context, entered once for the whole rollout.
     """
     device = next(iter(actor.parameters())).device
     timer = timer or PhaseTimer()
-    normalizer = normalizer or Normalizer(state.obs.shape[-1], envs.num_envs)  # none: data as the env gives it
-    # numpy views of the host-side rollout: env outputs go in without torch op overhead.
-    obs, rewards, terminated = rollout.obs.numpy(), rollout.rewards.numpy(), rollout.terminated.numpy()
-    ended, trainable = rollout.ended.numpy(), rollout.trainable.numpy()
-    rollout.has_final_obs.zero_()
-    episodes = []
-    for t in range(obs.shape[0]):
-        obs[t] = state.obs
-        policy = actor(torch.from_numpy(obs[t]).to(device))
-        action = actor.sample(policy, generator)
-        rollout.actions[t] = action
-        rollout.log_probs[t] = actor.log_prob(policy, action)
+    with precision.acting():
+        normalizer = normalizer or Normalizer(state.obs.shape[-1], envs.num_envs)  # none: data as the env gives it
+        # numpy views of the host-side rollout: env outputs go in without torch op overhead.
+        obs, rewards, terminated = rollout.obs.numpy(), rollout.rewards.numpy(), rollout.terminated.numpy()
+        ended, trainable = rollout.ended.numpy(), rollout.trainable.numpy()
+        rollout.has_final_obs.zero_()
+        episodes = []
+        for t in range(obs.shape[0]):
+            obs[t] = state.obs
+            if critic is None:
+                policy = actor(torch.from_numpy(obs[t]).to(device))
+            else:
+                policy, rollout.values[t] = policy_and_values(actor, critic, torch.from_numpy(obs[t]).to(device))
+            action = actor.sample(policy, generator)
+            rollout.actions[t] = action
+            rollout.log_probs[t] = actor.log_prob(policy, action)
 
-        with timer("env_step"):
-            next_obs, reward, term, trunc, infos = envs.step(actor.env_actions(action.cpu().numpy()))
-        done = term | trunc
-        counted = ~state.resets_now
-        rewards[t] = normalizer.rewards(reward, done, counted)
-        terminated[t], ended[t], trainable[t] = term, done, counted
-        if state.life_loss is not None:  # for learning only: the game, its score and its resets go on
-            lost = state.life_loss.update(infos, done)
-            terminated[t], ended[t] = term | lost, done | lost
-        if state.next_step_reset:
-            state.resets_now = done
-        elif trunc.any():
-            # Same-step reset: next_obs already starts the new episode; the truncated one's true
-            # last obs is in infos, and it is what the truncated step bootstraps from.
-            cut = np.flatnonzero(trunc & ~term)
-            if cut.size:
-                rollout.final_obs.numpy()[t, cut] = normalizer.observations(np.stack(infos["final_obs"][cut]),
-                                                                            update=False)
-                rollout.has_final_obs[t, cut] = True
-        state.obs = normalizer.observations(next_obs)
-        scores, lengths = state.tracker.update(reward, done, counted)
-        episodes += [(t, score, length, env) for score, length, env in
-                     zip(scores.tolist(), lengths.tolist(), np.flatnonzero(done).tolist())]
-    return episodes
+            with timer("env_step"):
+                next_obs, reward, term, trunc, infos = envs.step(actor.env_actions(action.cpu().numpy()))
+            done = term | trunc
+            counted = ~state.resets_now
+            rewards[t] = normalizer.rewards(reward, done, counted)
+            terminated[t], ended[t], trainable[t] = term, done, counted
+            if state.life_loss is not None:  # for learning only: the game, its score and its resets go on
+                lost = state.life_loss.update(infos, done)
+                terminated[t], ended[t] = term | lost, done | lost
+            if state.next_step_reset:
+                state.resets_now = done
+            elif trunc.any():
+                # Same-step reset: next_obs already starts the new episode; the truncated one's true
+                # last obs is in infos, and it is what the truncated step bootstraps from.
+                cut = np.flatnonzero(trunc & ~term)
+                if cut.size:
+                    rollout.final_obs.numpy()[t, cut] = normalizer.observations(np.stack(infos["final_obs"][cut]),
+                                                                                update=False)
+                    rollout.has_final_obs[t, cut] = True
+            state.obs = normalizer.observations(next_obs)
+            scores, lengths = state.tracker.update(reward, done, counted)
+            episodes += [(t, score, length, env) for score, length, env in
+                         zip(scores.tolist(), lengths.tolist(), np.flatnonzero(done).tolist())]
+        return episodes
 
 
 @torch.no_grad()
-def estimate_values(critic: Critic, rollout: Rollout, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def estimate_values(critic: Critic, rollout: Rollout, next_obs: torch.Tensor,
+                    acted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """V(s_t) and V(s_{t+1}) for every step of a rollout already on the critic's device, (T, N) each,
-    in batched forward passes: the critic is the same for the whole rollout."""
-    values = _in_chunks(critic, rollout.obs)
+    in batched forward passes: the critic is the same for the whole rollout. ``acted``: V(s_t) is
+    already in ``rollout.values`` (:func:`collect_rollout` given the critic)."""
+    values = rollout.values if acted else _in_chunks(critic, rollout.obs)
     final_values = _in_chunks(critic, rollout.final_obs) if rollout.has_final_obs.any() else None
     return values, rollout.next_values(values, critic(next_obs), final_values)
 

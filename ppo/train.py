@@ -31,7 +31,7 @@ from ppo.errors import ConfigError, TrainingDiverged
 from ppo.evaluate import EVAL_SEED_OFFSET, evaluate, record_video, require_video
 from ppo.gae import compute_gae
 from ppo.loss import PPOLoss
-from ppo.networks import Actor, Critic, GaussianActor, Policy
+from ppo.networks import Actor, Critic, GaussianActor, Policy, reads_channels_last, shared_torso
 from ppo.precision import choose_precision
 from ppo.progress import Progress
 from ppo.rollout import EnvState, Rollout, collect_rollout, estimate_values, storage_dtype
@@ -89,7 +89,11 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
                                terminal_on_life_loss=env_cfg.terminal_on_life_loss)
     rollout = Rollout.allocate(agent.n_steps, N, state.obs_shape, actor.action_shape, actor.action_dtype,
                                obs_dtype=storage_dtype(envs.single_observation_space.dtype),
-                               same_step_resets=not env_state.next_step_reset)
+                               same_step_resets=not env_state.next_step_reset,
+                               channels_last=reads_channels_last(actor))
+    # A shared torso's acting pass gives the values too; separate networks run the critic once over the
+    # rollout, which costs less than a second forward pass at every step.
+    values_while_acting = shared_torso(actor, critic) is not None
     last_checkpoint = (state.update, state.global_step) if saved is not None else None
     interrupted = None  # the name of the signal that stopped the run early
     stop = StopSignals()
@@ -98,8 +102,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
             policy_clip = apply_schedules(optimizer, agent, update, num_updates)
 
             # ---- COLLECT ----
-            with timer("collect"), precision.autocast():  # one entry for the rollout's T forward passes
-                episodes = collect_rollout(envs, actor, rollout, env_state, generator, normalizer, timer)
+            with timer("collect"):
+                episodes = collect_rollout(envs, actor, rollout, env_state, generator, normalizer, timer,
+                                           critic=critic if values_while_acting else None, precision=precision)
             record_episodes(writer, stats, episodes, state.global_step, N, time.perf_counter() - clock_start,
                             train_cfg.max_episodes)
             state.global_step, state.update = state.global_step + rollout_size, update
@@ -112,7 +117,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False, run_name: s
             with timer("advantages"):
                 data = rollout.to(device)
                 with precision.autocast():
-                    values, next_values = estimate_values(critic, data, torch.from_numpy(env_state.obs).to(device))
+                    values, next_values = estimate_values(critic, data, torch.from_numpy(env_state.obs).to(device),
+                                                          acted=values_while_acting)
                 advantages = compute_gae(data.rewards, values, next_values, data.terminated, data.ended,
                                          agent.gamma, agent.gae_lambda)
                 returns = advantages + values

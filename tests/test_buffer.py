@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ppo.rollout import Rollout
-from ppo.update import Samples, minibatches
+from ppo.update import Samples, minibatches, take_rows
 
 
 def split(index, batch_size, seed=0):
@@ -177,3 +177,16 @@ def test_next_values_takes_final_values_where_has_final_obs():
     rollout.has_final_obs[2, 0] = True
     got = rollout.next_values(values, torch.tensor([4.0, 40.0]), final_values)
     torch.testing.assert_close(got, torch.tensor([[2.0, -10.0], [3.0, 30.0], [-3.0, 40.0]]))
+
+
+@pytest.mark.parametrize("shape", [(10,), (10, 3), (10, 4, 6, 5)])
+def test_take_rows_is_indexing_by_rows(shape):
+    tensor = torch.randn(shape)
+    index = torch.tensor([9, 2, 2, 0])
+    assert torch.equal(take_rows(tensor, index), tensor[index])
+
+
+def test_take_rows_keeps_channels_last_images_channels_last():
+    images = torch.randint(0, 256, (10, 4, 6, 5), dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+    rows = take_rows(images, torch.tensor([3, 8]))
+    assert torch.equal(rows, images[[3, 8]]) and rows.is_contiguous(memory_format=torch.channels_last)

@@ -20,10 +20,11 @@ from ppo.envs import ChannelsFirst, channels_first, make_envs
 from ppo.rollout import LifeLoss
 from ppo.evaluate import evaluate
 from ppo.networks import (CategoricalActor, Critic, Policy, Torso, make_actor, make_critic, parameter_groups,
-                          policy_and_values, shared_torso)
+                          policy_and_values, reads_channels_last, shared_torso)
 from ppo.normalize import Normalizer
-from ppo.rollout import EnvState, collect_rollout
+from ppo.rollout import EnvState, collect_rollout, estimate_values
 from ppo.train import train
+from ppo.update import Samples
 
 MINATAR_NET = NetworkConfig(type="minatar_cnn", hidden_sizes=[16], activation="relu")
 NATURE_NET = NetworkConfig(type="nature_cnn", hidden_sizes=[32], activation="relu")
@@ -205,6 +206,59 @@ def test_rollout_of_images_stays_uint8():
     # steps 0-4 of the first episode, then the next-step reset's observation (t=5, its frame 50)
     assert rollout.obs[:, 0, 0, 0, 0].tolist() == [0, 10, 20, 30, 40, 50]
     assert rollout.final_obs.dtype == torch.uint8
+
+
+def test_a_channels_last_rollout_keeps_the_shape_and_frames_of_a_contiguous_one():
+    """Images stored channels-last read back as written, under the (T, N, C, H, W) shape; the
+    update's samples and minibatches of them equal a contiguous rollout's and stay channels-last."""
+    frames = torch.randint(0, 256, (4, 3, 2, 6, 5), dtype=torch.uint8)  # (T, N, C, H, W)
+    stored = {}
+    for channels_last in (False, True):
+        rollout = Rollout.allocate(4, 3, (2, 6, 5), obs_dtype=torch.uint8, channels_last=channels_last)
+        obs = rollout.obs.numpy()  # how collect_rollout writes each step
+        for t in range(4):
+            obs[t] = frames[t].numpy()
+        assert rollout.obs.shape == (4, 3, 2, 6, 5) and torch.equal(rollout.obs, frames)
+        rollout.trainable.fill_(True)
+        rollout.trainable[1, 2] = False
+        stored[channels_last] = Samples.gather(rollout.trainable, rollout.obs, rollout.actions, rollout.log_probs,
+                                               rollout.values, rollout.values, rollout.values)
+    contiguous, channels_last = stored[False].obs, stored[True].obs
+    assert channels_last.is_contiguous(memory_format=torch.channels_last) and not channels_last.is_contiguous()
+    assert torch.equal(channels_last, contiguous) and len(contiguous) == 11
+    index = torch.tensor([7, 0, 3])
+    assert torch.equal(stored[True].rows(index).obs, contiguous[index])
+    assert stored[True].rows(index).obs.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_nature_cnns_rollout_is_stored_channels_last_and_minatars_is_not():
+    assert reads_channels_last(make_actor((4, 84, 84), {"n": 4}, NATURE_NET))
+    assert not reads_channels_last(make_actor((3, 10, 10), {"n": 3}, MINATAR_NET))
+    assert not reads_channels_last(make_actor(4, {"n": 2}, NetworkConfig()))
+
+
+def test_a_shared_torso_gives_the_values_while_acting():
+    """Given the critic that shares the actor's torso, collecting writes V(s_t) of every step from the
+    acting pass, and estimate_values takes them instead of running the critic over the rollout."""
+    net = dataclasses.replace(MINATAR_NET, shared_torso=True)
+    actor = make_actor((3, 10, 10), {"n": 3}, net)
+    critic = make_critic((3, 10, 10), net, actor)
+    envs = make_envs(EnvConfig(id=IMAGE_ID, num_envs=2, vectorization="sync"))
+    rollout = Rollout.allocate(6, 2, (3, 10, 10), obs_dtype=torch.uint8)
+    try:
+        state = EnvState.reset(envs, seed=0)
+        collect_rollout(envs, actor, rollout, state, torch.Generator().manual_seed(0), critic=critic)
+    finally:
+        envs.close()
+    with torch.no_grad():
+        passed = critic(rollout.obs)
+        next_obs = torch.from_numpy(state.obs)
+        values, next_values = estimate_values(critic, rollout, next_obs, acted=True)
+    assert rollout.values.abs().sum() > 0
+    torch.testing.assert_close(rollout.values, passed)
+    assert values is rollout.values
+    torch.testing.assert_close(next_values[-1], critic(next_obs).detach())
+    torch.testing.assert_close(next_values[:-1], passed[1:])
 
 
 # --------------------------------------------------------------------------------------------

@@ -170,6 +170,33 @@ def test_under_bf16_the_layers_compute_in_bf16_but_log_probs_values_and_loss_ter
     assert {param.grad.dtype for param in [*actor.parameters(), *critic.parameters()]} == {torch.float32}
 
 
+def test_acting_is_without_autograd_and_bf16_acts_under_autocast_outside_inference_mode():
+    """fp32 acts in inference mode; bf16 under no_grad and autocast, where autocast reuses its bfloat16
+    weights from one forward pass to the next."""
+    with Precision("fp32").acting():
+        assert torch.is_inference_mode_enabled() and not torch.is_autocast_enabled("cpu")
+    with BF16.acting():
+        assert not torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    assert torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+
+
+def test_bf16_acting_casts_the_weights_once_for_all_forward_passes():
+    """Ten acting passes of the Nature CNN under one acting context copy the weights to bfloat16 once:
+    the copies of a pass after the first are the input's alone."""
+    actor = make_actor((4, 84, 84), {"n": 4}, NATURE_NET)
+    obs = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+
+    def weight_casts(passes: int) -> int:
+        with BF16.acting(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            for _ in range(passes):
+                actor(obs)
+        return sum(event.count for event in profile.key_averages() if event.key == "aten::copy_")
+
+    assert weight_casts(10) - weight_casts(1) == 9 * (weight_casts(2) - weight_casts(1))  # the same per pass after
+    assert weight_casts(2) - weight_casts(1) < weight_casts(1)  # ... and fewer than the first pass's
+
+
 def test_bf16_outputs_are_close_to_fp32_ones():
     obs = torch.randint(0, 256, (16, 4, 84, 84), dtype=torch.uint8)
     actor = make_actor((4, 84, 84), {"n": 4}, NATURE_NET)
