@@ -461,26 +461,6 @@ def atari_envs(data: dict) -> str:
                       "each:", "", *lines])
 
 
-def atari_training(data: dict) -> str:
-    section = data["atari_training"]
-    rate = section["steps_per_second"]
-    p = section["phase_seconds"]
-    return "\n".join([
-        provenance(section), "",
-        f"{rate:,} env steps/s, peak RSS {section['peak_rss_mb']:,} MB. Of its {section['train_seconds']} s: update "
-        f"backward {p['update_backward']} s, update forward {p['update_forward']} s, collecting {p['collect']} s "
-        f"({p['env_step']} s of it the env), values for GAE {p['advantages']} s. At this speed 1M env steps take "
-        f"{1e6 / rate / 60:.0f} minutes and CleanRL's 10M about {1e7 / rate / 3600:.0f} hours.",
-    ])
-
-
-def sb3_atari(data: dict) -> str:
-    section = data["sb3_atari"]
-    return "\n".join([provenance(section), "",
-                      f"SB3: {listing(section['sb3_steps_per_second'])} steps/s; ours: "
-                      f"{listing(section['ours_steps_per_second'])} steps/s, the two commands alternating."])
-
-
 def precision_speed(data: dict) -> str:
     section = data["precision_speed"]
     lines = ["| setting | env steps | device.precision | chosen | steps/s per round | peak RSS, MB |",
@@ -495,7 +475,21 @@ def precision_speed(data: dict) -> str:
                   f"round after ours: {listing(sb3['steps_per_second'])} steps/s, peak RSS "
                   f"{max(sb3['peak_rss_mb']):,} MB. Ours with `auto` against it: {listing(ratios, '.2f')} times "
                   "its steps/s."]
+    atari = [r for r in section["rows"] if r["setting"] == "atari" and r.get("phase_seconds")]
+    if atari:
+        lines += ["", "Where an Atari run's training time goes, in its first round:", ""]
+        lines += [f"- {r['precision']}: {atari_phases(r['phase_seconds'][0])}" for r in atari]
+        fastest = max(max(r["steps_per_second"]) for r in atari)
+        lines += ["", f"At {fastest:,} steps/s, 1M env steps take {1e6 / fastest / 60:.0f} minutes and CleanRL's "
+                  f"10M about {1e7 / fastest / 3600:.0f} hours on one core."]
     return "\n".join([provenance(section), "", *lines])
+
+
+def atari_phases(seconds: dict) -> str:
+    """A run's training seconds by phase (:class:`ppo.timing.PhaseTimer`), in words."""
+    return (f"update backward {seconds['update_backward']:.1f} s, update forward {seconds['update_forward']:.1f} s, "
+            f"Adam {seconds['update_optimizer']:.1f} s, collecting {seconds['collect']:.1f} s "
+            f"({seconds['env_step']:.1f} s of it the env), values for GAE {seconds['advantages']:.2f} s")
 
 
 def precision_learning(data: dict) -> str:
@@ -646,7 +640,7 @@ PAGES: dict[str, dict[str, Callable[[dict], str]]] = {
                     "tutorial_300_games": tutorial_300_games, "compare": compare, "crossover": crossover,
                     "compile_learning": compile_learning, "mujoco_wall_time": mujoco_wall_time,
                     "half_cheetah_profile": half_cheetah_profile, "atari_envs": atari_envs,
-                    "atari_training": atari_training, "sb3_atari": sb3_atari, "precision_speed": precision_speed,
+                    "precision_speed": precision_speed,
                     "precision_learning": precision_learning, "precision_atari": precision_atari},
 }
 RENDER_COMMANDS = {
